@@ -1,0 +1,163 @@
+#include "small_gemm.h"
+
+#include "vec.h"
+
+namespace recperf::cpu {
+namespace {
+
+static_assert(kPanelWidth == kVecWidth, "a B panel row is one vfloat");
+
+// One ROWS x kPanelWidth tile of C (nc <= kPanelWidth live columns):
+// the accumulators stay in registers over the whole depth.
+template <int ROWS>
+RECPERF_ALWAYS_INLINE void tile(int64_t depth, const float* A, int64_t rsa, int64_t csa,
+                                const float* panel, float* C, int64_t ldc, int64_t nc,
+                                bool accumulate) {
+  vfloat acc[ROWS];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) acc[r] = vfloat{};
+  for (int64_t p = 0; p < depth; ++p) {
+    const vfloat b = load_vec(panel + p * kPanelWidth);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) acc[r] += A[r * rsa + p * csa] * b;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+    float* c_row = C + r * ldc;
+    if (nc == kPanelWidth) {
+      store_vec(c_row, accumulate ? load_vec(c_row) + acc[r] : acc[r]);
+    } else {
+      for (int64_t c = 0; c < nc; ++c) c_row[c] = accumulate ? c_row[c] + acc[r][c] : acc[r][c];
+    }
+  }
+}
+
+// ROWS x (2 kPanelWidth) tile over two adjacent panels: two B loads feed 2 * ROWS FMAs,
+// easing the load ports that bound the one-panel tile on AVX-512.
+template <int ROWS>
+RECPERF_ALWAYS_INLINE void tile2(int64_t depth, const float* A, int64_t rsa, int64_t csa,
+                                 const float* panel0, const float* panel1, float* C,
+                                 int64_t ldc, int64_t nc, bool accumulate) {
+  vfloat acc0[ROWS], acc1[ROWS];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = vfloat{};
+  for (int64_t p = 0; p < depth; ++p) {
+    const vfloat b0 = load_vec(panel0 + p * kPanelWidth);
+    const vfloat b1 = load_vec(panel1 + p * kPanelWidth);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      const float a = A[r * rsa + p * csa];
+      acc0[r] += a * b0;
+      acc1[r] += a * b1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+    float* c_row = C + r * ldc;
+    store_vec(c_row, accumulate ? load_vec(c_row) + acc0[r] : acc0[r]);
+    if (nc == 2 * kPanelWidth) {
+      store_vec(c_row + kPanelWidth,
+                accumulate ? load_vec(c_row + kPanelWidth) + acc1[r] : acc1[r]);
+    } else {
+      for (int64_t c = kPanelWidth; c < nc; ++c)
+        c_row[c] = accumulate ? c_row[c] + acc1[r][c - kPanelWidth] : acc1[r][c - kPanelWidth];
+    }
+  }
+}
+
+template <int ROWS, bool WIDE>
+RECPERF_ALWAYS_INLINE void row_block(int64_t row0, int64_t diag0, int64_t ncol, int64_t depth,
+                                     const float* A, int64_t rsa, int64_t csa,
+                                     const float* panels, float* C, int64_t ldc,
+                                     bool accumulate, bool upper_only) {
+  int64_t c0 = 0;
+  if constexpr (WIDE) {
+    for (; c0 + kPanelWidth < ncol; c0 += 2 * kPanelWidth) {
+      if (upper_only && c0 + 2 * kPanelWidth <= diag0 + row0) continue;
+      const int64_t nc = ncol - c0 < 2 * kPanelWidth ? ncol - c0 : 2 * kPanelWidth;
+      tile2<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth,
+                  panels + (c0 + kPanelWidth) * depth, C + row0 * ldc + c0, ldc, nc,
+                  accumulate);
+    }
+  }
+  for (; c0 < ncol; c0 += kPanelWidth) {
+    // A tile whose last column lies left of its first row is strictly lower.
+    if (upper_only && c0 + kPanelWidth <= diag0 + row0) continue;
+    const int64_t nc = ncol - c0 < kPanelWidth ? ncol - c0 : kPanelWidth;
+    tile<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth, C + row0 * ldc + c0,
+               ldc, nc, accumulate);
+  }
+}
+
+// All rows of C in blocks of ROWS, then one block of the remaining m % ROWS rows.
+// diag0 is the row of C's first row in the whole product (for upper_only).
+template <int ROWS, bool WIDE>
+RECPERF_ALWAYS_INLINE void gemm_rows(int64_t m, int64_t diag0, int64_t ncol, int64_t depth,
+                                     const float* A, int64_t rsa, int64_t csa,
+                                     const float* panels, float* C, int64_t ldc,
+                                     bool accumulate, bool upper_only) {
+  int64_t r0 = 0;
+  for (; r0 + ROWS <= m; r0 += ROWS)
+    row_block<ROWS, WIDE>(r0, diag0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate,
+                    upper_only);
+  if constexpr (ROWS > 1) {
+    if (r0 < m)
+      gemm_rows<ROWS - 1, WIDE>(m - r0, diag0 + r0, ncol, depth, A + r0 * rsa, rsa, csa, panels,
+                          C + r0 * ldc, ldc, accumulate, upper_only);
+  }
+}
+
+// The tile shape is chosen per ISA so that the accumulators plus the B rows and a
+// broadcast fit the register file without spilling: 6 x 2 panels = 12 of 32 zmm on
+// AVX-512, 6 x 1 panel = 12 of 16 ymm on AVX2, 3 x 1 panel = 12 of 16 xmm on SSE2.
+#define RECPERF_GEMM_ARGS                                                                 \
+  int64_t m, int64_t ncol, int64_t depth, const float *A, int64_t rsa, int64_t csa,     \
+      const float *panels, float *C, int64_t ldc, bool accumulate, bool upper_only
+#define RECPERF_GEMM_PASS m, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("arch=x86-64-v4"))) void gemm_avx512(RECPERF_GEMM_ARGS) {
+  gemm_rows<6, true>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only);
+}
+__attribute__((target("arch=x86-64-v3"))) void gemm_avx2(RECPERF_GEMM_ARGS) {
+  gemm_rows<6, false>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only);
+}
+#endif
+void gemm_baseline(RECPERF_GEMM_ARGS) {
+  gemm_rows<3, false>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only);
+}
+
+using GemmFn = void (*)(RECPERF_GEMM_ARGS);
+
+GemmFn pick_gemm() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return gemm_avx512;
+  if (__builtin_cpu_supports("x86-64-v3")) return gemm_avx2;
+#endif
+  return gemm_baseline;
+}
+
+}  // namespace
+
+void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
+            float* panels) {
+  for (int64_t c0 = 0; c0 < ncol; c0 += kPanelWidth) {
+    float* panel = panels + c0 * depth;
+    const int64_t nc = ncol - c0 < kPanelWidth ? ncol - c0 : kPanelWidth;
+    for (int64_t p = 0; p < depth; ++p) {
+      float* dst = panel + p * kPanelWidth;
+      const float* src = B + p * rs + c0 * cs;
+      int64_t c = 0;
+      for (; c < nc; ++c) dst[c] = src[c * cs];
+      for (; c < kPanelWidth; ++c) dst[c] = 0.f;
+    }
+  }
+}
+
+void gemm_packed(RECPERF_GEMM_ARGS) {
+  static const GemmFn impl = pick_gemm();
+  impl(RECPERF_GEMM_PASS);
+}
+
+}  // namespace recperf::cpu

@@ -1,0 +1,32 @@
+// Register-blocked fp32 GEMM for the small per-example products of the FM kernels.
+//
+// The FM ops do thousands of independent products of a few hundred by a few dozen
+// elements; a BLAS call per example costs more in dispatch than in arithmetic. These
+// routines run one example inside one thread, with every operand in L1/L2.
+#pragma once
+
+#include <cstdint>
+
+namespace recperf::cpu {
+
+// Width of a packed B panel in floats: one AVX-512 register, two AVX2 registers.
+constexpr int64_t kPanelWidth = 16;
+
+// Floats needed to pack a depth x ncol B operand.
+inline int64_t packed_b_size(int64_t depth, int64_t ncol) {
+  return depth * ((ncol + kPanelWidth - 1) / kPanelWidth) * kPanelWidth;
+}
+
+// Packs B (element (p, c) at B[p * rs + c * cs]) into column panels of kPanelWidth,
+// zero-padded, so the micro-kernel streams each panel contiguously.
+void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
+            float* panels);
+
+// C[m, ncol] = (accumulate ? C : 0) + A[m, depth] . B, with B packed by pack_b.
+// A element (r, p) lives at A[r * rsa + p * csa]; C is row-major with leading dim ldc.
+// upper_only skips the tiles strictly below the diagonal (for symmetric products).
+void gemm_packed(int64_t m, int64_t ncol, int64_t depth, const float* A, int64_t rsa,
+                 int64_t csa, const float* panels, float* C, int64_t ldc,
+                 bool accumulate, bool upper_only = false);
+
+}  // namespace recperf::cpu

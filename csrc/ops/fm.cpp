@@ -1,0 +1,459 @@
+// FM interactions: schemas of the public ops and of their compiled kernels, and the CPU
+// kernels. Shapes: x [B, n, d], proj [n, k]; every kernel runs one example per step of
+// a parallel loop over the batch, with the example's operands in L1/L2 and fp32
+// accumulation whatever the input dtype.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+#include <vector>
+
+#include "cpu/row_norm.h"
+#include "cpu/small_gemm.h"
+#include "fm_checks.h"
+
+namespace recperf {
+namespace {
+
+using cpu::gemm_packed;
+using cpu::layer_norm_apply;
+using cpu::row_moments;
+using cpu::pack_b;
+using cpu::packed_b_size;
+
+// Dispatch over the three kernel dtypes; float64 is served by the torch backend.
+#define RECPERF_DISPATCH_KERNEL_FLOAT(dtype, name, ...)                          \
+  [&] {                                                                          \
+    switch (dtype) {                                                             \
+      case at::kFloat: { using scalar_t = float; return __VA_ARGS__(); }         \
+      case at::kBFloat16: { using scalar_t = at::BFloat16; return __VA_ARGS__(); } \
+      case at::kHalf: { using scalar_t = at::Half; return __VA_ARGS__(); }       \
+      default: TORCH_CHECK_TYPE(false, name, ": unsupported dtype ", dtype);     \
+    }                                                                            \
+  }()
+
+// A rows x cols matrix of a strided tensor, as fp32 row-major in dst.
+template <typename scalar_t>
+void load_matrix(const scalar_t* src, int64_t rows, int64_t cols, int64_t rs, int64_t cs,
+                 float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const scalar_t* row = src + r * rs;
+    float* out = dst + r * cols;
+    if (cs == 1) {
+      for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(row[c]);
+    } else {
+      for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(row[c * cs]);
+    }
+  }
+}
+
+template <typename scalar_t>
+void store_row(const float* src, int64_t count, scalar_t* dst) {
+  for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<scalar_t>(src[i]);
+}
+
+// Example b of x [B, n, d] as fp32 row-major n x d: a pointer into x when it already is
+// one, else a copy in buf.
+template <typename scalar_t>
+const float* example_f32(const at::Tensor& x, int64_t b, float* buf) {
+  const int64_t n = x.size(1), d = x.size(2);
+  const scalar_t* base = x.const_data_ptr<scalar_t>() + b * x.stride(0);
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (x.stride(2) == 1 && x.stride(1) == d) return base;
+  }
+  load_matrix(base, n, d, x.stride(1), x.stride(2), buf);
+  return buf;
+}
+
+// fp32 contiguous copy of a parameter (proj, weight, bias); small, made once per call.
+at::Tensor f32(const at::Tensor& t) { return t.to(at::kFloat).contiguous(); }
+
+// Per-thread partial sums of a parameter gradient, reduced after the batch loop.
+struct ThreadPartials {
+  explicit ThreadPartials(int64_t size)
+      : size_(size), data_(static_cast<size_t>(at::get_num_threads() * size), 0.f) {}
+  float* local() { return data_.data() + at::get_thread_num() * size_; }
+  at::Tensor reduce(at::ScalarType dtype) const {
+    auto sum = at::zeros({size_}, at::kFloat);
+    float* s = sum.data_ptr<float>();
+    for (size_t t = 0; t < data_.size() / size_; ++t)
+      for (int64_t i = 0; i < size_; ++i) s[i] += data_[t * size_ + i];
+    return sum.to(dtype);
+  }
+
+ private:
+  int64_t size_;
+  std::vector<float> data_;
+};
+
+// ---------------------------------------------------------------------------------------
+// fm_pairwise: out[b, p] = <x_i, x_j> over the pairs of triu_indices(n, n, offset).
+
+template <typename scalar_t>
+void pairwise_fwd(const at::Tensor& x, bool include_self, at::Tensor& out) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2);
+  const int64_t offset = include_self ? 0 : 1;
+  scalar_t* out_base = out.data_ptr<scalar_t>();
+  const int64_t pairs = out.size(1);
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> xbuf(n * d), xt_panels(packed_b_size(d, n)), gram(n * n);
+    std::vector<float> row(pairs);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = example_f32<scalar_t>(x, b, xbuf.data());
+      pack_b(xb, 1, d, d, n, xt_panels.data());  // x^T as the B operand
+      gemm_packed(n, n, d, xb, d, 1, xt_panels.data(), gram.data(), n, false, true);
+      int64_t p = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = i + offset; j < n; ++j) row[p++] = gram[i * n + j];
+      store_row(row.data(), pairs, out_base + b * pairs);
+    }
+  });
+}
+
+// grad_x = S . x with S the symmetric n x n matrix of the pair gradients (a self pair
+// contributes 2 g x_i, so its diagonal entry is 2 g).
+template <typename scalar_t>
+void pairwise_bwd(const at::Tensor& grad, const at::Tensor& x, bool include_self,
+                  at::Tensor& grad_x) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2);
+  const int64_t offset = include_self ? 0 : 1;
+  const int64_t pairs = grad.size(1);
+  scalar_t* gx_base = grad_x.data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> xbuf(n * d), x_panels(packed_b_size(n, d)), sym(n * n), g(pairs);
+    std::vector<float> gx(n * d);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = example_f32<scalar_t>(x, b, xbuf.data());
+      load_matrix(grad.const_data_ptr<scalar_t>() + b * grad.stride(0), 1, pairs, 0,
+                  grad.stride(1), g.data());
+      std::fill(sym.begin(), sym.end(), 0.f);
+      int64_t p = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = i + offset; j < n; ++j, ++p) {
+          if (i == j) {
+            sym[i * n + i] = 2.f * g[p];
+          } else {
+            sym[i * n + j] = g[p];
+            sym[j * n + i] = g[p];
+          }
+        }
+      }
+      pack_b(xb, d, 1, n, d, x_panels.data());
+      gemm_packed(n, d, n, sym.data(), n, 1, x_panels.data(), gx.data(), d, false);
+      store_row(gx.data(), n * d, gx_base + b * n * d);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// fm_projected: F = x . (x^T . P), never forming x . x^T.
+
+// Workspace of one thread for the projected kernels.
+struct ProjectedScratch {
+  std::vector<float> xbuf, t, t_panels, f, g, g_panels, gt, gx;
+  // Panel buffers hold any of the packed operands (n x k, d x k, k x d).
+  ProjectedScratch(int64_t n, int64_t d, int64_t k)
+      : xbuf(n * d), t(d * k), t_panels(panel_size(n, d, k)), f(n * k), g(n * k),
+        g_panels(panel_size(n, d, k)), gt(d * k), gx(n * d) {}
+  static int64_t panel_size(int64_t n, int64_t d, int64_t k) {
+    const int64_t m = std::max({n, d, k});
+    return packed_b_size(m, m);
+  }
+};
+
+// T = x^T . P  (d x k), then F = x . T  (n x k), for one example.
+void projected_forward_example(const float* xb, const float* p_panels, int64_t n, int64_t d,
+                               int64_t k, ProjectedScratch& s, float* f) {
+  gemm_packed(d, k, n, xb, 1, d, p_panels, s.t.data(), k, false);
+  pack_b(s.t.data(), k, 1, d, k, s.t_panels.data());
+  gemm_packed(n, k, d, xb, d, 1, s.t_panels.data(), f, k, false);
+}
+
+// Given G = dL/dF (n x k) in s.g and T in s.t: grad_x = G.T^T + P.(x^T.G)^T into s.gx,
+// and grad_P += x . (x^T . G) into gp.
+void projected_backward_example(const float* xb, const float* p, int64_t n, int64_t d,
+                                int64_t k, ProjectedScratch& s, float* gp) {
+  // gT = x^T . G  (d x k)
+  pack_b(s.g.data(), k, 1, n, k, s.g_panels.data());
+  gemm_packed(d, k, n, xb, 1, d, s.g_panels.data(), s.gt.data(), k, false);
+  // grad_x = G . T^T + P . gT^T  (n x d)
+  pack_b(s.t.data(), 1, k, k, d, s.t_panels.data());
+  gemm_packed(n, d, k, s.g.data(), k, 1, s.t_panels.data(), s.gx.data(), d, false);
+  pack_b(s.gt.data(), 1, k, k, d, s.g_panels.data());
+  gemm_packed(n, d, k, p, k, 1, s.g_panels.data(), s.gx.data(), d, true);
+  // grad_P += x . gT  (n x k)
+  pack_b(s.gt.data(), k, 1, d, k, s.g_panels.data());
+  gemm_packed(n, k, d, xb, d, 1, s.g_panels.data(), gp, k, true);
+}
+
+template <typename scalar_t>
+void projected_fwd(const at::Tensor& x, const at::Tensor& proj, at::Tensor& out) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2), k = proj.size(1);
+  const at::Tensor p = f32(proj);
+  std::vector<float> p_panels(packed_b_size(n, k));
+  pack_b(p.const_data_ptr<float>(), k, 1, n, k, p_panels.data());
+  scalar_t* out_base = out.data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    ProjectedScratch s(n, d, k);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = example_f32<scalar_t>(x, b, s.xbuf.data());
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        projected_forward_example(xb, p_panels.data(), n, d, k, s, out_base + b * n * k);
+      } else {
+        projected_forward_example(xb, p_panels.data(), n, d, k, s, s.f.data());
+        store_row(s.f.data(), n * k, out_base + b * n * k);
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void projected_bwd(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& proj,
+                   at::Tensor& grad_x, at::Tensor& grad_proj) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2), k = proj.size(1);
+  const at::Tensor p = f32(proj);
+  std::vector<float> p_panels(packed_b_size(n, k));
+  pack_b(p.const_data_ptr<float>(), k, 1, n, k, p_panels.data());
+  ThreadPartials gp(n * k);
+  scalar_t* gx_base = grad_x.data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    ProjectedScratch s(n, d, k);
+    float* gp_local = gp.local();
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = example_f32<scalar_t>(x, b, s.xbuf.data());
+      load_matrix(grad.const_data_ptr<scalar_t>() + b * grad.stride(0), n, k, grad.stride(1),
+                  grad.stride(2), s.g.data());
+      gemm_packed(d, k, n, xb, 1, d, p_panels.data(), s.t.data(), k, false);
+      projected_backward_example(xb, p.const_data_ptr<float>(), n, d, k, s, gp_local);
+      store_row(s.gx.data(), n * d, gx_base + b * n * d);
+    }
+  });
+  grad_proj.copy_(gp.reduce(at::kFloat).view({n, k}));
+}
+
+// ---------------------------------------------------------------------------------------
+// fm_projected_norm: y = layer_norm(flatten(F)) * weight + bias over the n*k features.
+
+template <typename scalar_t>
+void projected_norm_fwd(const at::Tensor& x, const at::Tensor& proj,
+                        const std::optional<at::Tensor>& weight,
+                        const std::optional<at::Tensor>& bias, double eps, at::Tensor& out) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2), k = proj.size(1);
+  const int64_t features = n * k;
+  const at::Tensor p = f32(proj);
+  const at::Tensor w = weight ? f32(*weight) : at::Tensor();
+  const at::Tensor bs = bias ? f32(*bias) : at::Tensor();
+  const float* w_ptr = w.defined() ? w.const_data_ptr<float>() : nullptr;
+  const float* b_ptr = bs.defined() ? bs.const_data_ptr<float>() : nullptr;
+  std::vector<float> p_panels(packed_b_size(n, k));
+  pack_b(p.const_data_ptr<float>(), k, 1, n, k, p_panels.data());
+  scalar_t* out_base = out.data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    ProjectedScratch s(n, d, k);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = example_f32<scalar_t>(x, b, s.xbuf.data());
+      projected_forward_example(xb, p_panels.data(), n, d, k, s, s.f.data());
+      const cpu::Moments m = row_moments(s.f.data(), features, eps);
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        layer_norm_apply(s.f.data(), features, m, w_ptr, b_ptr, out_base + b * features);
+      } else {
+        layer_norm_apply(s.f.data(), features, m, w_ptr, b_ptr, s.f.data());
+        store_row(s.f.data(), features, out_base + b * features);
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void projected_norm_bwd(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& proj,
+                        const std::optional<at::Tensor>& weight, double eps,
+                        bool bias_present, at::Tensor& grad_x, at::Tensor& grad_proj,
+                        at::Tensor& grad_weight, at::Tensor& grad_bias) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2), k = proj.size(1);
+  const int64_t features = n * k;
+  const at::Tensor p = f32(proj);
+  const at::Tensor w = weight ? f32(*weight) : at::Tensor();
+  const float* w_ptr = w.defined() ? w.const_data_ptr<float>() : nullptr;
+  std::vector<float> p_panels(packed_b_size(n, k));
+  pack_b(p.const_data_ptr<float>(), k, 1, n, k, p_panels.data());
+  ThreadPartials gp(features), gw(features), gb(features);
+  scalar_t* gx_base = grad_x.data_ptr<scalar_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    ProjectedScratch s(n, d, k);
+    std::vector<float> dy(features);
+    float* gp_local = gp.local();
+    float* gw_local = gw.local();
+    float* gb_local = gb.local();
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = example_f32<scalar_t>(x, b, s.xbuf.data());
+      projected_forward_example(xb, p_panels.data(), n, d, k, s, s.f.data());
+      const cpu::Moments norm = row_moments(s.f.data(), features, eps);
+      load_matrix(grad.const_data_ptr<scalar_t>() + b * grad.stride(0), 1, features, 0,
+                  grad.stride(1), dy.data());
+      // Layer-norm backward: with xhat = (f - mean) * rstd and h = dy * w,
+      // dF = rstd * (h - mean(h) - xhat * mean(h * xhat)).
+      double h_sum = 0.0, hx_sum = 0.0;
+      float* xhat = s.f.data();
+      for (int64_t i = 0; i < features; ++i) {
+        xhat[i] = (xhat[i] - norm.mean) * norm.rstd;
+        const float h = w_ptr ? dy[i] * w_ptr[i] : dy[i];
+        gw_local[i] += dy[i] * xhat[i];
+        gb_local[i] += dy[i];
+        h_sum += h;
+        hx_sum += static_cast<double>(h) * xhat[i];
+      }
+      const float h_mean = static_cast<float>(h_sum / features);
+      const float hx_mean = static_cast<float>(hx_sum / features);
+      for (int64_t i = 0; i < features; ++i) {
+        const float h = w_ptr ? dy[i] * w_ptr[i] : dy[i];
+        s.g[i] = norm.rstd * (h - h_mean - xhat[i] * hx_mean);
+      }
+      // s.t still holds x^T . P from the forward recomputation.
+      projected_backward_example(xb, p.const_data_ptr<float>(), n, d, k, s, gp_local);
+      store_row(s.gx.data(), n * d, gx_base + b * n * d);
+    }
+  });
+  grad_proj.copy_(gp.reduce(at::kFloat).view({n, k}));
+  if (grad_weight.numel()) grad_weight.copy_(gw.reduce(at::kFloat));
+  if (bias_present) grad_bias.copy_(gb.reduce(at::kFloat));
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points (device-independent checks, then the CPU kernel).
+
+void check_cpu(const at::Tensor& x) { RECPERF_CHECK_DEVICE_TYPE(x, "x", c10::DeviceType::CPU); }
+
+at::Tensor fm_pairwise_fwd_cpu(const at::Tensor& x, bool include_self) {
+  check_fm_x(x);
+  check_cpu(x);
+  auto out = at::empty({x.size(0), fm_pair_count(x.size(1), include_self)}, x.options());
+  RECPERF_DISPATCH_KERNEL_FLOAT(x.scalar_type(), "fm_pairwise_fwd",
+                                [&] { pairwise_fwd<scalar_t>(x, include_self, out); });
+  return out;
+}
+
+at::Tensor fm_pairwise_bwd_cpu(const at::Tensor& grad, const at::Tensor& x,
+                               bool include_self) {
+  check_fm_x(x);
+  check_cpu(x);
+  check_fm_grad(grad, x, {x.size(0), fm_pair_count(x.size(1), include_self)});
+  auto grad_x = at::empty(x.sizes(), x.options());
+  RECPERF_DISPATCH_KERNEL_FLOAT(x.scalar_type(), "fm_pairwise_bwd", [&] {
+    pairwise_bwd<scalar_t>(grad, x, include_self, grad_x);
+  });
+  return grad_x;
+}
+
+at::Tensor fm_projected_fwd_cpu(const at::Tensor& x, const at::Tensor& proj) {
+  check_fm_proj(x, proj);
+  check_cpu(x);
+  auto out = at::empty({x.size(0), x.size(1), proj.size(1)}, x.options());
+  RECPERF_DISPATCH_KERNEL_FLOAT(x.scalar_type(), "fm_projected_fwd",
+                                [&] { projected_fwd<scalar_t>(x, proj, out); });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> fm_projected_bwd_cpu(const at::Tensor& grad,
+                                                        const at::Tensor& x,
+                                                        const at::Tensor& proj) {
+  check_fm_proj(x, proj);
+  check_cpu(x);
+  check_fm_grad(grad, x, {x.size(0), x.size(1), proj.size(1)});
+  auto grad_x = at::empty(x.sizes(), x.options());
+  auto grad_proj = at::empty(proj.sizes(), proj.options());
+  RECPERF_DISPATCH_KERNEL_FLOAT(x.scalar_type(), "fm_projected_bwd", [&] {
+    projected_bwd<scalar_t>(grad, x, proj, grad_x, grad_proj);
+  });
+  return {grad_x, grad_proj};
+}
+
+void check_norm_args(const at::Tensor& x, const at::Tensor& proj,
+                     const std::optional<at::Tensor>& weight,
+                     const std::optional<at::Tensor>& bias, double eps) {
+  check_fm_proj(x, proj);
+  check_cpu(x);
+  const int64_t features = x.size(1) * proj.size(1);
+  check_fm_norm_param(weight, "weight", x, features);
+  check_fm_norm_param(bias, "bias", x, features);
+  TORCH_CHECK_VALUE(eps >= 0.0 && std::isfinite(eps), "eps must be finite and >= 0, got ",
+                    eps);
+}
+
+at::Tensor fm_projected_norm_fwd_cpu(const at::Tensor& x, const at::Tensor& proj,
+                                     const std::optional<at::Tensor>& weight,
+                                     const std::optional<at::Tensor>& bias, double eps) {
+  check_norm_args(x, proj, weight, bias, eps);
+  auto out = at::empty({x.size(0), x.size(1) * proj.size(1)}, x.options());
+  RECPERF_DISPATCH_KERNEL_FLOAT(x.scalar_type(), "fm_projected_norm_fwd", [&] {
+    projected_norm_fwd<scalar_t>(x, proj, weight, bias, eps, out);
+  });
+  return out;
+}
+
+// grad_weight / grad_bias are empty tensors when weight / bias are absent.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fm_projected_norm_bwd_cpu(
+    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& proj,
+    const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+    double eps) {
+  check_norm_args(x, proj, weight, bias, eps);
+  check_fm_grad(grad, x, {x.size(0), x.size(1) * proj.size(1)});
+  auto grad_x = at::empty(x.sizes(), x.options());
+  auto grad_proj = at::empty(proj.sizes(), proj.options());
+  auto grad_weight = weight ? at::empty(weight->sizes(), weight->options())
+                            : at::empty({0}, x.options());
+  auto grad_bias =
+      bias ? at::empty(bias->sizes(), bias->options()) : at::empty({0}, x.options());
+  RECPERF_DISPATCH_KERNEL_FLOAT(x.scalar_type(), "fm_projected_norm_bwd", [&] {
+    projected_norm_bwd<scalar_t>(grad, x, proj, weight, eps, bias.has_value(), grad_x,
+                                 grad_proj, grad_weight, grad_bias);
+  });
+  return {grad_x, grad_proj, grad_weight, grad_bias};
+}
+
+}  // namespace
+
+// Public ops: device kernels, fake kernels and autograd live in recperf/ops/fm.py.
+TORCH_LIBRARY_FRAGMENT(recperf, m) {
+  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
+  m.def("fm_pairwise(Tensor x, bool include_self=False, str backend=\"auto\") -> Tensor",
+        tags);
+  m.def("fm_pairwise_backward(Tensor grad, Tensor x, bool include_self=False, "
+        "str backend=\"auto\") -> Tensor",
+        tags);
+  m.def("fm_projected(Tensor x, Tensor proj, str backend=\"auto\") -> Tensor", tags);
+  m.def("fm_projected_backward(Tensor grad, Tensor x, Tensor proj, str backend=\"auto\") "
+        "-> (Tensor, Tensor)",
+        tags);
+  m.def("fm_projected_norm(Tensor x, Tensor proj, Tensor? weight=None, Tensor? bias=None, "
+        "float eps=1e-05, str backend=\"auto\") -> Tensor",
+        tags);
+  m.def("fm_projected_norm_backward(Tensor grad, Tensor x, Tensor proj, Tensor? weight, "
+        "Tensor? bias, float eps=1e-05, str backend=\"auto\") "
+        "-> (Tensor, Tensor, Tensor, Tensor)",
+        tags);
+}
+
+// Compiled kernels: CPU here, CUDA in csrc/cuda/fm_binding.cpp.
+TORCH_LIBRARY_FRAGMENT(recperf_kernels, m) {
+  m.def("fm_pairwise_fwd(Tensor x, bool include_self) -> Tensor");
+  m.def("fm_pairwise_bwd(Tensor grad, Tensor x, bool include_self) -> Tensor");
+  m.def("fm_projected_fwd(Tensor x, Tensor proj) -> Tensor");
+  m.def("fm_projected_bwd(Tensor grad, Tensor x, Tensor proj) -> (Tensor, Tensor)");
+  m.def("fm_projected_norm_fwd(Tensor x, Tensor proj, Tensor? weight, Tensor? bias, "
+        "float eps) -> Tensor");
+  m.def("fm_projected_norm_bwd(Tensor grad, Tensor x, Tensor proj, Tensor? weight, "
+        "Tensor? bias, float eps) -> (Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(recperf_kernels, CPU, m) {
+  m.impl("fm_pairwise_fwd", &fm_pairwise_fwd_cpu);
+  m.impl("fm_pairwise_bwd", &fm_pairwise_bwd_cpu);
+  m.impl("fm_projected_fwd", &fm_projected_fwd_cpu);
+  m.impl("fm_projected_bwd", &fm_projected_bwd_cpu);
+  m.impl("fm_projected_norm_fwd", &fm_projected_norm_fwd_cpu);
+  m.impl("fm_projected_norm_bwd", &fm_projected_norm_bwd_cpu);
+}
+
+}  // namespace recperf

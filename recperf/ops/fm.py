@@ -1,0 +1,269 @@
+"""FM interaction ops: ``torch.ops.recperf.fm_pairwise``, ``fm_projected`` and
+``fm_projected_norm`` (schemas in csrc/ops/fm.cpp).
+
+Here: their argument checks, their device kernels (which validate, then ask the
+dispatcher for a backend), their fake kernels for ``torch.compile``, their autograd
+(whose backward is the ``*_backward`` recperf op), and the typed wrappers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from recperf import dispatch
+from recperf.ops import fm_backends  # noqa: F401  registers the FM kernel backends
+from recperf.ops._checks import (
+    check_float,
+    check_grad,
+    check_nonempty,
+    check_param_dtype,
+    check_rank,
+    check_same_device,
+    check_size,
+    check_tensor,
+)
+
+_ops = torch.ops.recperf
+
+
+# ------------------------------------------------------------------------------------
+# Checks (run by the device kernels and the fake kernels alike).
+
+
+def _check_x(x: torch.Tensor) -> None:
+    check_tensor(x, "x")
+    check_float(x, "x")
+    check_rank(x, "x", 3, "[B, n, d]")
+    check_nonempty(x, "x", {1: "features n", 2: "embedding dim d"})
+
+
+def _check_proj(x: torch.Tensor, proj: torch.Tensor) -> None:
+    _check_x(x)
+    check_tensor(proj, "proj")
+    check_float(proj, "proj")
+    check_rank(proj, "proj", 2, "[n, k]")
+    check_size(proj, "proj", 0, x.shape[1], "x's feature count n")
+    check_nonempty(proj, "proj", {1: "projection rank k"})
+    check_same_device(proj, "proj", x, "x")
+    check_param_dtype(proj, "proj", x)
+
+
+def _check_norm(x, proj, weight, bias, eps) -> None:
+    _check_proj(x, proj)
+    features = x.shape[1] * proj.shape[1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        check_tensor(t, name)
+        check_float(t, name)
+        check_rank(t, name, 1, "[n * k]")
+        check_size(t, name, 0, features, "n * k normalized features")
+        check_same_device(t, name, x, "x")
+        check_param_dtype(t, name, x)
+    if not (isinstance(eps, float | int) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+
+
+def pair_count(n: int, include_self: bool) -> int:
+    return n * (n + 1) // 2 if include_self else n * (n - 1) // 2
+
+
+def _inputs(x: torch.Tensor, proj: torch.Tensor | None = None) -> dispatch.Inputs:
+    shape = {"B": x.shape[0], "n": x.shape[1], "d": x.shape[2]}
+    if proj is not None:
+        shape["k"] = proj.shape[1]
+    return dispatch.Inputs(device=x.device, dtype=x.dtype, shape=shape)
+
+
+def _run(kernel: str, x: torch.Tensor, proj: torch.Tensor | None, backend: str, *args):
+    # An empty batch needs no kernel: the reference handles it without a launch.
+    requested = "torch" if x.shape[0] == 0 else backend
+    impl = dispatch.choose(kernel, _inputs(x, proj), requested)
+    return impl.fn(*args)
+
+
+# ------------------------------------------------------------------------------------
+# fm_pairwise
+
+
+@torch.library.register_kernel("recperf::fm_pairwise", ("cpu", "cuda"))
+def _fm_pairwise_kernel(x, include_self=False, backend="auto"):
+    _check_x(x)
+    return _run("fm_pairwise_fwd", x, None, backend, x, include_self)
+
+
+@torch.library.register_fake("recperf::fm_pairwise")
+def _fm_pairwise_fake(x, include_self=False, backend="auto"):
+    _check_x(x)
+    dispatch.forced_backend(backend)
+    return x.new_empty((x.shape[0], pair_count(x.shape[1], include_self)))
+
+
+@torch.library.register_kernel("recperf::fm_pairwise_backward", ("cpu", "cuda"))
+def _fm_pairwise_backward_kernel(grad, x, include_self=False, backend="auto"):
+    _check_x(x)
+    check_grad(grad, x, (x.shape[0], pair_count(x.shape[1], include_self)))
+    return _run("fm_pairwise_bwd", x, None, backend, grad, x, include_self)
+
+
+@torch.library.register_fake("recperf::fm_pairwise_backward")
+def _fm_pairwise_backward_fake(grad, x, include_self=False, backend="auto"):
+    _check_x(x)
+    check_grad(grad, x, (x.shape[0], pair_count(x.shape[1], include_self)))
+    return torch.empty_like(x)
+
+
+def _pairwise_setup(ctx, inputs, output):
+    x, include_self, backend = inputs
+    ctx.save_for_backward(x)
+    ctx.include_self, ctx.backend = include_self, backend
+
+
+def _pairwise_backward(ctx, grad):
+    (x,) = ctx.saved_tensors
+    grad_x = _ops.fm_pairwise_backward(grad, x, ctx.include_self, ctx.backend)
+    return grad_x, None, None
+
+
+torch.library.register_autograd(
+    "recperf::fm_pairwise", _pairwise_backward, setup_context=_pairwise_setup
+)
+
+
+# ------------------------------------------------------------------------------------
+# fm_projected
+
+
+@torch.library.register_kernel("recperf::fm_projected", ("cpu", "cuda"))
+def _fm_projected_kernel(x, proj, backend="auto"):
+    _check_proj(x, proj)
+    return _run("fm_projected_fwd", x, proj, backend, x, proj)
+
+
+@torch.library.register_fake("recperf::fm_projected")
+def _fm_projected_fake(x, proj, backend="auto"):
+    _check_proj(x, proj)
+    dispatch.forced_backend(backend)
+    return x.new_empty((x.shape[0], x.shape[1], proj.shape[1]))
+
+
+@torch.library.register_kernel("recperf::fm_projected_backward", ("cpu", "cuda"))
+def _fm_projected_backward_kernel(grad, x, proj, backend="auto"):
+    _check_proj(x, proj)
+    check_grad(grad, x, (x.shape[0], x.shape[1], proj.shape[1]))
+    return _run("fm_projected_bwd", x, proj, backend, grad, x, proj)
+
+
+@torch.library.register_fake("recperf::fm_projected_backward")
+def _fm_projected_backward_fake(grad, x, proj, backend="auto"):
+    _check_proj(x, proj)
+    check_grad(grad, x, (x.shape[0], x.shape[1], proj.shape[1]))
+    return torch.empty_like(x), torch.empty_like(proj)
+
+
+def _projected_setup(ctx, inputs, output):
+    x, proj, backend = inputs
+    ctx.save_for_backward(x, proj)
+    ctx.backend = backend
+
+
+def _projected_backward(ctx, grad):
+    x, proj = ctx.saved_tensors
+    grad_x, grad_proj = _ops.fm_projected_backward(grad, x, proj, ctx.backend)
+    return grad_x, grad_proj, None
+
+
+torch.library.register_autograd(
+    "recperf::fm_projected", _projected_backward, setup_context=_projected_setup
+)
+
+
+# ------------------------------------------------------------------------------------
+# fm_projected_norm
+
+
+@torch.library.register_kernel("recperf::fm_projected_norm", ("cpu", "cuda"))
+def _fm_projected_norm_kernel(x, proj, weight=None, bias=None, eps=1e-5, backend="auto"):
+    _check_norm(x, proj, weight, bias, eps)
+    return _run("fm_projected_norm_fwd", x, proj, backend, x, proj, weight, bias, eps)
+
+
+@torch.library.register_fake("recperf::fm_projected_norm")
+def _fm_projected_norm_fake(x, proj, weight=None, bias=None, eps=1e-5, backend="auto"):
+    _check_norm(x, proj, weight, bias, eps)
+    dispatch.forced_backend(backend)
+    return x.new_empty((x.shape[0], x.shape[1] * proj.shape[1]))
+
+
+@torch.library.register_kernel("recperf::fm_projected_norm_backward", ("cpu", "cuda"))
+def _fm_projected_norm_backward_kernel(grad, x, proj, weight, bias, eps=1e-5, backend="auto"):
+    _check_norm(x, proj, weight, bias, eps)
+    check_grad(grad, x, (x.shape[0], x.shape[1] * proj.shape[1]))
+    return _run(
+        "fm_projected_norm_bwd", x, proj, backend, grad, x, proj, weight, bias, eps
+    )
+
+
+@torch.library.register_fake("recperf::fm_projected_norm_backward")
+def _fm_projected_norm_backward_fake(grad, x, proj, weight, bias, eps=1e-5, backend="auto"):
+    _check_norm(x, proj, weight, bias, eps)
+    check_grad(grad, x, (x.shape[0], x.shape[1] * proj.shape[1]))
+    grad_w = torch.empty_like(weight) if weight is not None else x.new_empty(0)
+    grad_b = torch.empty_like(bias) if bias is not None else x.new_empty(0)
+    return torch.empty_like(x), torch.empty_like(proj), grad_w, grad_b
+
+
+def _norm_setup(ctx, inputs, output):
+    x, proj, weight, bias, eps, backend = inputs
+    ctx.save_for_backward(x, proj, weight, bias)
+    ctx.eps, ctx.backend = eps, backend
+
+
+def _norm_backward(ctx, grad):
+    x, proj, weight, bias = ctx.saved_tensors
+    grad_x, grad_proj, grad_w, grad_b = _ops.fm_projected_norm_backward(
+        grad, x, proj, weight, bias, ctx.eps, ctx.backend
+    )
+    return (
+        grad_x,
+        grad_proj,
+        grad_w if weight is not None else None,
+        grad_b if bias is not None else None,
+        None,
+        None,
+    )
+
+
+torch.library.register_autograd(
+    "recperf::fm_projected_norm", _norm_backward, setup_context=_norm_setup
+)
+
+
+# ------------------------------------------------------------------------------------
+# Typed wrappers
+
+
+def fm_pairwise(x: torch.Tensor, include_self: bool = False, backend: str = "auto") -> torch.Tensor:
+    """DLRM-style pairwise dots: x [B, n, d] -> [B, n(n-1)/2] (or n(n+1)/2 with
+    ``include_self``), pair p = (i, j) in ``torch.triu_indices`` order."""
+    return _ops.fm_pairwise(x, include_self, backend)
+
+
+def fm_projected(x: torch.Tensor, proj: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+    """Wukong's optimized FM: x [B, n, d], proj [n, k] -> x . (x^T . proj) [B, n, k],
+    never forming x . x^T."""
+    return _ops.fm_projected(x, proj, backend)
+
+
+def fm_projected_norm(
+    x: torch.Tensor,
+    proj: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """layer_norm(flatten(fm_projected(x, proj))) over n*k features: [B, n*k]."""
+    return _ops.fm_projected_norm(x, proj, weight, bias, eps, backend)

@@ -47,12 +47,12 @@ def extension():
     )
     if not with_cuda:
         return CppExtension(
-            sources=read_sources({"cpu"}), extra_compile_args={"cxx": cxx_flags}, **kwargs
+            sources=read_sources({"cpu", "python"}), extra_compile_args={"cxx": cxx_flags}, **kwargs
         )
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0a")
     nvcc_flags = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
     return CUDAExtension(
-        sources=read_sources({"cpu", "cuda", "cuda-binding"}),
+        sources=read_sources({"cpu", "python", "cuda", "cuda-binding"}),
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
         **kwargs,
     )
@@ -65,7 +65,7 @@ def build_ext_class():
 
 
 setup(
-    packages=find_packages(include=["recperf", "recperf.*"]) + ["recperf.kernels"],
+    packages=[*find_packages(include=["recperf", "recperf.*"]), "recperf.kernels"],
     package_dir={"recperf.kernels": "kernels"},
     ext_modules=[extension()],
     cmdclass={"build_ext": build_ext_class()},

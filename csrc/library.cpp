@@ -6,15 +6,20 @@
 //   recperf_kernels  the compiled backends: one op per kernel, a CPU implementation in
 //                    csrc/ops/*.cpp and a CUDA one in csrc/cuda/*_binding.cpp
 // Each op family adds its schemas with TORCH_LIBRARY_FRAGMENT in its own file.
-#include <Python.h>
 #include <torch/library.h>
 
-TORCH_LIBRARY(recperf, m) {}
-TORCH_LIBRARY(recperf_kernels, m) {}
+#include <string>
 
-// `import recperf._C` loads this shared object (and so registers every op); the module
-// itself holds nothing, since ops are reached through torch.ops.
-extern "C" PyObject* PyInit__C(void) {
-  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module);
+#include "ops/cpu/small_gemm.h"
+
+#ifndef RECPERF_WITH_CUDA  // set by setup.py and CMakeLists.txt
+#define RECPERF_WITH_CUDA 0
+#endif
+
+TORCH_LIBRARY(recperf, m) {}
+
+TORCH_LIBRARY(recperf_kernels, m) {
+  // What the build can tell about itself, for `recperf info`.
+  m.def("cpu_isa() -> str", [] { return std::string(recperf::cpu::gemm_isa()); });
+  m.def("built_with_cuda() -> bool", [] { return RECPERF_WITH_CUDA != 0; });
 }

@@ -6,11 +6,22 @@ op with its device kernels, fake kernel and autograd.
 
 import torch  # noqa: F401  (loads libtorch, which recperf._C links against)
 
-from recperf import _C  # noqa: F401  (loads the op library: schemas and C++/CUDA kernels)
-from recperf import ops
+from recperf import (
+    _C,  # noqa: F401  (loads the op library: schemas and C++/CUDA kernels)
+    nn,
+    ops,
+)
 from recperf.dispatch import use_backend
 from recperf.ops import fm_pairwise, fm_projected, fm_projected_norm
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "fm_pairwise", "fm_projected", "fm_projected_norm", "ops", "use_backend"]
+__all__ = [
+    "__version__",
+    "fm_pairwise",
+    "fm_projected",
+    "fm_projected_norm",
+    "nn",
+    "ops",
+    "use_backend",
+]

@@ -34,7 +34,9 @@ CPU_PRIORITY = ("cpp", "torch")
 
 ENV_VAR = "RECPERF_BACKEND"
 
-_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("recperf_backend", default=None)
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "recperf_backend", default=None
+)
 _warned: set[tuple[str, str]] = set()
 
 
@@ -70,9 +72,7 @@ class Implementation:
         if missing:
             reasons.append(missing)
         if inputs.device.type not in self.devices:
-            reasons.append(
-                f"device {inputs.device.type!r} not in {sorted(self.devices)}"
-            )
+            reasons.append(f"device {inputs.device.type!r} not in {sorted(self.devices)}")
         if inputs.dtype not in self.dtypes:
             names = sorted(str(d).removeprefix("torch.") for d in self.dtypes)
             reasons.append(f"dtype {inputs.dtype} not in {names}")

@@ -22,27 +22,33 @@ def check_tensor(t: object, name: str) -> torch.Tensor:
 
 def check_float(t: torch.Tensor, name: str) -> None:
     if t.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have a floating dtype ({_dtype_names(FLOAT_DTYPES)}), "
-                        f"got {t.dtype}")
+        raise TypeError(
+            f"{name} must have a floating dtype ({_dtype_names(FLOAT_DTYPES)}), got {t.dtype}"
+        )
 
 
 def check_rank(t: torch.Tensor, name: str, rank: int, layout: str) -> None:
     if t.dim() != rank:
-        raise ValueError(f"{name} must have rank {rank} ({layout}), got rank {t.dim()} "
-                         f"(shape {tuple(t.shape)})")
+        raise ValueError(
+            f"{name} must have rank {rank} ({layout}), got rank {t.dim()} (shape {tuple(t.shape)})"
+        )
 
 
 def check_size(t: torch.Tensor, name: str, dim: int, expected: int, meaning: str) -> None:
     if t.shape[dim] != expected:
-        raise ValueError(f"{name}.shape[{dim}] must be {expected} ({meaning}), got "
-                         f"{t.shape[dim]} (shape {tuple(t.shape)})")
+        raise ValueError(
+            f"{name}.shape[{dim}] must be {expected} ({meaning}), got "
+            f"{t.shape[dim]} (shape {tuple(t.shape)})"
+        )
 
 
 def check_nonempty(t: torch.Tensor, name: str, dims: dict[int, str]) -> None:
     for dim, meaning in dims.items():
         if t.shape[dim] < 1:
-            raise ValueError(f"{name}.shape[{dim}] ({meaning}) must be at least 1, got "
-                             f"{t.shape[dim]} (shape {tuple(t.shape)})")
+            raise ValueError(
+                f"{name}.shape[{dim}] ({meaning}) must be at least 1, got "
+                f"{t.shape[dim]} (shape {tuple(t.shape)})"
+            )
 
 
 def check_same_device(t: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> None:
@@ -59,8 +65,9 @@ def check_param_dtype(t: torch.Tensor, name: str, x: torch.Tensor) -> None:
 def check_grad(grad: torch.Tensor, x: torch.Tensor, shape: tuple[int, ...]) -> None:
     check_tensor(grad, "grad")
     if tuple(grad.shape) != tuple(shape):
-        raise ValueError(f"grad must have the output's shape {tuple(shape)}, got "
-                         f"{tuple(grad.shape)}")
+        raise ValueError(
+            f"grad must have the output's shape {tuple(shape)}, got {tuple(grad.shape)}"
+        )
     check_same_device(grad, "grad", x, "x")
     if grad.dtype != x.dtype:
         raise TypeError(f"grad must have x's dtype ({x.dtype}), got {grad.dtype}")

@@ -201,9 +201,7 @@ def _fm_projected_norm_fake(x, proj, weight=None, bias=None, eps=1e-5, backend="
 def _fm_projected_norm_backward_kernel(grad, x, proj, weight, bias, eps=1e-5, backend="auto"):
     _check_norm(x, proj, weight, bias, eps)
     check_grad(grad, x, (x.shape[0], x.shape[1] * proj.shape[1]))
-    return _run(
-        "fm_projected_norm_bwd", x, proj, backend, grad, x, proj, weight, bias, eps
-    )
+    return _run("fm_projected_norm_bwd", x, proj, backend, grad, x, proj, weight, bias, eps)
 
 
 @torch.library.register_fake("recperf::fm_projected_norm_backward")

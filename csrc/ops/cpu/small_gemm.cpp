@@ -129,16 +129,28 @@ void gemm_baseline(RECPERF_GEMM_ARGS) {
 
 using GemmFn = void (*)(RECPERF_GEMM_ARGS);
 
-GemmFn pick_gemm() {
+struct GemmChoice {
+  GemmFn fn;
+  const char* isa;
+};
+
+GemmChoice pick_gemm() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return gemm_avx512;
-  if (__builtin_cpu_supports("x86-64-v3")) return gemm_avx2;
+  if (__builtin_cpu_supports("x86-64-v4")) return {gemm_avx512, "avx512"};
+  if (__builtin_cpu_supports("x86-64-v3")) return {gemm_avx2, "avx2"};
 #endif
-  return gemm_baseline;
+  return {gemm_baseline, "baseline"};
+}
+
+const GemmChoice& chosen_gemm() {
+  static const GemmChoice choice = pick_gemm();
+  return choice;
 }
 
 }  // namespace
+
+const char* gemm_isa() { return chosen_gemm().isa; }
 
 void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
             float* panels) {
@@ -155,9 +167,6 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
   }
 }
 
-void gemm_packed(RECPERF_GEMM_ARGS) {
-  static const GemmFn impl = pick_gemm();
-  impl(RECPERF_GEMM_PASS);
-}
+void gemm_packed(RECPERF_GEMM_ARGS) { chosen_gemm().fn(RECPERF_GEMM_PASS); }
 
 }  // namespace recperf::cpu

@@ -29,4 +29,8 @@ void gemm_packed(int64_t m, int64_t ncol, int64_t depth, const float* A, int64_t
                  int64_t csa, const float* panels, float* C, int64_t ldc,
                  bool accumulate, bool upper_only = false);
 
+// The instruction set the micro-kernel runs with on this machine ("avx512", "avx2" or
+// "baseline"), chosen once at first use.
+const char* gemm_isa();
+
 }  // namespace recperf::cpu

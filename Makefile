@@ -1,0 +1,48 @@
+# Set-up, tests, benchmarks and checks. Every target installs what it needs itself.
+#   make test    the test suite (CPU; Triton kernels through the interpreter)
+#   make bench   the main job: the kernel microbenchmarks on this machine's device
+#   make lint    ruff
+#   make cuda-check   compile every CUDA source for sm_90a with nvcc (no GPU needed)
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch (from this machine's local wheel when present); a GPU machine
+# can point this at its own torch, e.g. TORCH_SPEC="torch==2.11.0".
+TORCH_SPEC ?= torch==2.13.0
+# The Triton of the GPU machines: tests use no newer Triton API than this.
+TRITON_SPEC ?= triton==3.6.0
+NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
+
+.PHONY: install test bench lint cuda-check clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.torch: | $(PY)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" "$(TRITON_SPEC)"
+	touch $@
+
+# The extension is built against the torch installed above (no build isolation).
+$(VENV)/.installed: $(VENV)/.torch $(NATIVE)
+	$(PY) -m pip install --quiet setuptools wheel ninja
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[test,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(VENV)/bin/recperf bench
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+cuda-check: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" tools/check_cuda_sources.sh
+
+clean:
+	rm -rf build *.egg-info recperf/*.so $(VENV)

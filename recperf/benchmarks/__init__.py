@@ -1,0 +1,1 @@
+"""Benchmark cases, timers, rooflines and reports behind `recperf bench`."""

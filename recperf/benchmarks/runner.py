@@ -1,0 +1,131 @@
+"""Runs benchmark cases: every variant of a case on the same rotating inputs, its error
+against a float64 reference, and its time beside the roofline floor and the eager
+baseline measured in the same run."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from recperf.benchmarks.fm_cases import FMCase
+from recperf.benchmarks.roofline import Ceilings
+from recperf.benchmarks.timing import Timing, rotating, sets_to_exceed, time_cpu, time_cuda
+
+BASELINE = "eager"
+
+
+@dataclass
+class Row:
+    case: str
+    op: str
+    shape: str
+    dtype: str
+    direction: str
+    variant: str
+    median_ms: float | None = None
+    p25_ms: float | None = None
+    p75_ms: float | None = None
+    gbps: float | None = None
+    tflops: float | None = None
+    floor_ms: float | None = None
+    frac_of_floor: float | None = None
+    speedup_vs_eager: float | None = None
+    rel_err: float | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    out = out.detach().double().cpu()
+    ref = ref.cpu()
+    if not torch.isfinite(out).all():
+        return float("nan")
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+
+
+def train_step(fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], object]:
+    def step(t):
+        for v in t.values():
+            v.grad = None
+        fn(t).backward(t["grad"])
+
+    return step
+
+
+def variants(case: FMCase, device: torch.device, compile_baseline: bool) -> dict:
+    out = {b: case.op_fn(b) for b in case.backends(device)}
+    out[BASELINE] = case.eager_fn()
+    if compile_baseline:
+        out["compile"] = torch.compile(case.eager_fn(), fullgraph=True, dynamic=False)
+    return out
+
+
+def run_case(
+    case: FMCase,
+    device: torch.device,
+    ceilings: Ceilings,
+    compile_baseline: bool = True,
+    repeats: int = 7,
+) -> list[Row]:
+    work = case.work()
+    floor_s = ceilings.floor_seconds(work, case.dtype)
+    first = case.make_inputs(device, seed=0)
+    set_bytes = sum(t.numel() * t.element_size() for t in first.values())
+    input_sets = [first] + [
+        case.make_inputs(device, seed=i) for i in range(1, sets_to_exceed(set_bytes, device))
+    ]
+    reference = case.reference(first)
+    rows = []
+    for name, fn in variants(case, device, compile_baseline and case.with_compile).items():
+        row = Row(
+            case=case.name,
+            op=case.op,
+            shape=str(case.shape),
+            dtype=str(case.dtype).removeprefix("torch."),
+            direction=case.direction,
+            variant=name,
+            floor_ms=floor_s * 1e3,
+        )
+        try:
+            with torch.no_grad():
+                row.rel_err = _rel_err(fn(first), reference)
+            call = train_step(fn) if case.direction == "fwd+bwd" else fn
+            timer = time_cuda if device.type == "cuda" else lambda f: time_cpu(f, repeats)
+            timing: Timing = timer(rotating(call, input_sets))
+        except Exception as exc:  # a variant that fails is reported, not fatal
+            row.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            traceback.print_exc()
+            rows.append(row)
+            continue
+        row.median_ms = timing.median_s * 1e3
+        row.p25_ms, row.p75_ms = timing.p25_s * 1e3, timing.p75_s * 1e3
+        row.gbps = work.bytes / timing.median_s / 1e9
+        row.tflops = work.flops / timing.median_s / 1e12
+        row.frac_of_floor = floor_s / timing.median_s
+        rows.append(row)
+    base = next((r for r in rows if r.variant == BASELINE and r.median_ms), None)
+    for r in rows:
+        if base and r.median_ms:
+            r.speedup_vs_eager = base.median_ms / r.median_ms
+    return rows
+
+
+def run(
+    cases: Iterable[FMCase],
+    device: torch.device,
+    ceilings: Ceilings,
+    compile_baseline: bool = True,
+    repeats: int = 7,
+    progress: Callable[[str], None] | None = None,
+) -> list[Row]:
+    rows = []
+    for case in cases:
+        if progress:
+            progress(case.name)
+        rows += run_case(case, device, ceilings, compile_baseline, repeats)
+    return rows

@@ -1,0 +1,57 @@
+"""The recperf command: info and the benchmark main job (tiny, through the same code)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recperf.cli import main
+
+
+def test_info_json(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["build"]["cpu_kernels"].startswith("built")
+    assert info["build"]["cuda_kernels"] in ("built", "not built")
+    assert info["backends"]["fm_projected_fwd"]["cpp"].startswith("cpu: ok")
+
+
+def test_info_tables(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "recperf build" in out and "fm_pairwise_fwd" in out
+
+
+def test_bench_quick_writes_every_variant(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--no-compile", "--device", "cpu", "--json", str(path)]) == 0
+    payload = json.loads(path.read_text())
+    meta, rows = payload["meta"], payload["rows"]
+    assert meta["device_type"] == "cpu" and meta["torch"] and meta["ceilings"]["bandwidth"] > 0
+    cases = {r["case"] for r in rows}
+    assert len(cases) == 6  # three ops, forward and forward+backward
+    for case in cases:
+        variants = {r["variant"] for r in rows if r["case"] == case}
+        assert {"cpp", "torch", "eager"} <= variants and "triton" not in variants
+    for r in rows:
+        assert r["error"] is None, r
+        assert r["median_ms"] > 0 and r["floor_ms"] > 0 and r["frac_of_floor"] > 0
+        assert r["rel_err"] < 1e-5
+    eager = [r for r in rows if r["variant"] == "eager"]
+    assert all(r["speedup_vs_eager"] == pytest.approx(1.0) for r in eager)
+    assert "x eager" in capsys.readouterr().out
+
+
+def test_bench_filter_that_matches_nothing_fails(capsys):
+    assert main(["bench", "--quick", "--filter", "no-such-op"]) == 2
+    assert "no benchmark case matches" in capsys.readouterr().err
+
+
+def test_bench_cuda_without_a_gpu_fails_cleanly(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(["bench", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 # The Triton of the GPU machines: tests use no newer Triton API than this.
 TRITON_SPEC ?= triton==3.6.0
-NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
+NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
 
 .PHONY: install test bench lint cuda-check clean
 

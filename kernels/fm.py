@@ -1,0 +1,833 @@
+"""Triton kernels of the FM interaction ops (the ``triton`` backend of recperf.ops.fm).
+
+Shapes: x [B, n, d] (any strides), proj [n, k], weight/bias [n * k]. Six launchers, one per
+kernel of :mod:`recperf.ops.fm_backends`; their math and return conventions are those of
+:mod:`recperf.ops.fm_ref`.
+
+Design
+------
+* One example's work lives in one program; every kernel loops over examples
+  b = pid, pid + num_programs, ... < B, so a program handles one example or several
+  (small n: fewer, fuller programs; the backward of the projected forms: a persistent
+  grid). Loops over d run a constexpr count of chunks and the example loop is a
+  ``while``: Triton 3.6's interpreter cannot take a runtime bound in ``range`` under
+  NumPy >= 2.4 (triton-lang/triton#9171).
+* Every product is a ``tl.dot`` over tiles padded to powers of two >= 16 (tl.dot's
+  minimum), loads masked with ``other=0`` so the padding adds nothing. Operands stay in
+  x's dtype (bf16/fp16 tensor cores) and accumulate in fp32; fp32 inputs use
+  ``input_precision="ieee"`` (no tf32) so fp32 results stay within ~1e-5. Under Triton's
+  CPU interpreter ``tl.dot`` on bf16 is wrong, so there the operands are upcast to fp32
+  (``INTERPRETER``); intermediates are still rounded to x's dtype, as on the GPU.
+* Pairwise: the [n, n] Gram matrix in tiles of BLOCK_T features (64 for 16-bit x, 32 for
+  fp32), upper-triangle tiles only, chunked over d; only the pairs of
+  ``torch.triu_indices`` are written. Backward: grad_x[i] = sum_j S'[i, j] x[j],
+  S' = S + S^T gathered tile by tile from the pair gradient (a self pair counts twice).
+* Projected: never forms x x^T. For each chunk dc of d: T_c = x[:, dc]^T P and
+  F += x[:, dc] T_c, so each chunk of x is loaded once per pass; the whole [n, k] result
+  stays in registers, which is why n * k is bounded (see fm_backends' limits).
+  The layer norm over the n * k features is fused into the same program (fp32 mean and
+  variance of the register tile, two-pass over registers, not E[f^2] - E[f]^2).
+* Projected backward (with G = dF): per chunk dc, T_c = x_c^T P, gT_c = x_c^T G,
+  grad_x[:, dc] = G T_c^T + P gT_c^T, and grad_proj += x_c gT_c. grad_proj (and the
+  norm's grad_weight / grad_bias) accumulate per program in fp32 registers across the
+  program's examples, are written as per-program partials and summed in torch:
+  deterministic, no atomics. The norm backward recomputes F (one extra pass over x)
+  instead of saving it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+# Test hook: set False to run native 16-bit dots under the interpreter (right for fp16,
+# wrong for bf16 there); on the GPU it changes nothing.
+UPCAST_DOTS_UNDER_INTERPRETER = True
+
+
+# ------------------------------------------------------------------------------------
+# Shared device helpers
+
+
+@triton.jit
+def _dot(a, b, acc, INTERPRETER: tl.constexpr):
+    """acc + a @ b, fp32 accumulation: native bf16/fp16 dots (tensor cores), fp32 ones
+    without tf32; under the interpreter 16-bit operands are upcast (its bf16 dot is wrong)."""
+    if a.dtype == tl.float32:
+        out = tl.dot(a, b, acc, input_precision="ieee")
+    elif INTERPRETER:
+        out = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    else:
+        out = tl.dot(a, b, acc)
+    return out
+
+
+@triton.jit
+def _cast(v, dtype: tl.constexpr, INTERPRETER: tl.constexpr):
+    """v.to(dtype), rounding to nearest even. The interpreter truncates fp32 -> bf16, so
+    there the rounding is done on the fp32 bits first (the cast is then exact)."""
+    if INTERPRETER and dtype == tl.bfloat16:
+        u = v.to(tl.float32).to(tl.uint32, bitcast=True)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+        v = u.to(tl.float32, bitcast=True)
+    return v.to(dtype)
+
+
+@triton.jit
+def _load_rows(
+    base,  # pointer to a [n, m] matrix with strides (stride_r, stride_c)
+    offs_r,  # [BLOCK_R] row indices
+    offs_c,  # [BLOCK_C] column indices
+    n_r,
+    n_c,
+    stride_r,
+    stride_c,
+):
+    """The [BLOCK_R, BLOCK_C] tile at (offs_r, offs_c), zero outside [n_r, n_c]."""
+    ptrs = base + offs_r[:, None] * stride_r + offs_c[None, :] * stride_c
+    mask = (offs_r[:, None] < n_r) & (offs_c[None, :] < n_c)
+    return tl.load(ptrs, mask=mask, other=0.0)
+
+
+@triton.jit
+def _pair_index(i, j, n, OFFSET: tl.constexpr):
+    """Position of pair (i, j), j >= i + OFFSET, in torch.triu_indices(n, n, OFFSET)."""
+    return i * (n - OFFSET) - (i * (i - 1)) // 2 + (j - i - OFFSET)
+
+
+@triton.jit
+def _project(
+    x_b,  # pointer to one example's x [n, d], strides (stride_xn, stride_xd)
+    p,  # [BLOCK_N, BLOCK_K] proj tile in x's dtype, zero-padded
+    n,
+    d,
+    stride_xn,
+    stride_xd,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    SPLIT_T: tl.constexpr,  # 16-bit x: T_c as a hi + lo pair of 16-bit tiles (one more dot)
+    INTERPRETER: tl.constexpr,
+):
+    """F = x (x^T P) [BLOCK_N, BLOCK_K] fp32, chunk by chunk of d; zero in the padding.
+
+    With 16-bit x the second product takes T_c rounded to x's dtype (2^-9 relative for
+    bf16), which is fine for a plain output in that dtype; a layer norm amplifies F's error
+    by |mean| / std, so the norm kernels pass SPLIT_T to carry T_c's rounding error too."""
+    offs_n = tl.arange(0, BLOCK_N)
+    f = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    for c in range(D_CHUNKS):
+        offs_d = c * BLOCK_D + tl.arange(0, BLOCK_D)
+        xc = _load_rows(x_b, offs_n, offs_d, n, d, stride_xn, stride_xd)  # [BLOCK_N, BLOCK_D]
+        t = _dot(tl.trans(xc), p, tl.zeros((BLOCK_D, BLOCK_K), tl.float32), INTERPRETER)
+        t_hi = _cast(t, xc.dtype, INTERPRETER)
+        f = _dot(xc, t_hi, f, INTERPRETER)
+        if SPLIT_T and xc.dtype != tl.float32:  # add t_hi's rounding error: F to ~fp32
+            t_lo = _cast(t - t_hi.to(tl.float32), xc.dtype, INTERPRETER)
+            f = _dot(xc, t_lo, f, INTERPRETER)
+    return f
+
+
+@triton.jit
+def _projected_grads(
+    gx_b,  # pointer to one example's grad_x [n, d], contiguous
+    x_b,  # pointer to one example's x [n, d], strides (stride_xn, stride_xd)
+    g,  # [BLOCK_N, BLOCK_K] dF tile in x's dtype, zero-padded
+    p,  # [BLOCK_N, BLOCK_K] proj tile in x's dtype, zero-padded
+    gp_acc,  # [BLOCK_N, BLOCK_K] fp32: the program's running grad_proj
+    n,
+    d,
+    stride_xn,
+    stride_xd,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    INTERPRETER: tl.constexpr,
+):
+    """Writes grad_x = G T^T + P gT^T (T = x^T P, gT = x^T G) chunk by chunk of d and
+    returns gp_acc + x gT."""
+    offs_n = tl.arange(0, BLOCK_N)
+    for c in range(D_CHUNKS):
+        offs_d = c * BLOCK_D + tl.arange(0, BLOCK_D)
+        xc = _load_rows(x_b, offs_n, offs_d, n, d, stride_xn, stride_xd)  # [BLOCK_N, BLOCK_D]
+        xt = tl.trans(xc)
+        zero_dk = tl.zeros((BLOCK_D, BLOCK_K), tl.float32)
+        t = _cast(_dot(xt, p, zero_dk, INTERPRETER), xc.dtype, INTERPRETER)  # [BLOCK_D, BLOCK_K]
+        gt = _cast(_dot(xt, g, zero_dk, INTERPRETER), xc.dtype, INTERPRETER)  # [BLOCK_D, BLOCK_K]
+        gx = _dot(g, tl.trans(t), tl.zeros((BLOCK_N, BLOCK_D), tl.float32), INTERPRETER)
+        gx = _dot(p, tl.trans(gt), gx, INTERPRETER)
+        mask = (offs_n[:, None] < n) & (offs_d[None, :] < d)
+        tl.store(
+            gx_b + offs_n[:, None] * d + offs_d[None, :],
+            _cast(gx, xc.dtype, INTERPRETER),
+            mask=mask,
+        )
+        gp_acc = _dot(xc, gt, gp_acc, INTERPRETER)
+    return gp_acc
+
+
+# ------------------------------------------------------------------------------------
+# Launch helpers
+
+
+def _interpreter() -> bool:
+    """The INTERPRETER constexpr: the interpreter's workarounds (16-bit dots upcast to
+    fp32, bf16 rounding emulated) under TRITON_INTERPRET=1, unless a test turns them off."""
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    return interpreted and UPCAST_DOTS_UNDER_INTERPRETER
+
+
+def _block(v: int, cap: int | None = None) -> int:
+    """Power-of-two tile >= 16 (tl.dot's minimum) covering v, at most cap."""
+    b = max(16, triton.next_power_of_2(v))
+    return b if cap is None else max(16, min(b, cap))
+
+
+# Tile and warp choices below were checked by compiling every kernel for sm_90a with
+# Triton's ptxas at the benchmark shapes (n = 64, 128, 256; d = 64, 128; k = 32): no
+# register spills for 16-bit x except fm_projected_norm_bwd at n = 256 (~0.5 KB a thread),
+# shared memory far under the limit. fp32 dots (ieee: FMA, no tensor cores) hold their
+# operands in registers, so fp32 gets smaller tiles and more warps; its pairwise and
+# forward kernels then fit, its projected backward kernels still spill at n >= 128.
+
+
+def _pairwise_config(x: torch.Tensor) -> dict:
+    n, d = x.shape[1], x.shape[2]
+    fp32 = x.dtype == torch.float32
+    block_t = _block(n, 32 if fp32 else 64)
+    block_d = _block(d, max(16, 512 // block_t) if fp32 else max(32, 2048 // block_t))
+    return dict(
+        BLOCK_T=block_t,
+        BLOCK_D=block_d,
+        D_CHUNKS=triton.cdiv(d, block_d),
+        NUM_TILES=triton.cdiv(n, block_t),
+        num_warps=8 if block_t * block_t * x.element_size() >= 4096 else 4,
+    )
+
+
+def _projected_config(x: torch.Tensor, k: int, backward: bool) -> dict:
+    n, d = x.shape[1], x.shape[2]
+    block_n = _block(n)
+    if x.dtype == torch.float32:
+        block_d, warps = 16, (16 if block_n >= 64 else 4)
+    else:
+        budget = 2048 if backward else 4096  # the backward holds more [n, *] tiles
+        block_d = _block(d, min(32 if backward else 64, max(16, budget // block_n)))
+        warps = 8 if block_n >= 64 else 4
+    block_d = min(block_d, _block(d))
+    return dict(
+        BLOCK_N=block_n,
+        BLOCK_K=_block(k),
+        BLOCK_D=block_d,
+        D_CHUNKS=triton.cdiv(d, block_d),
+        num_warps=warps,
+    )
+
+
+@functools.cache
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4  # the interpreter runs programs one after another
+
+
+def _persistent_programs(x: torch.Tensor) -> int:
+    """Programs of the backward kernels that reduce over the batch (one partial each)."""
+    return max(1, min(x.shape[0], 2 * _sm_count(x.device)))
+
+
+def _example_programs(B: int, block_n: int) -> int:
+    """Programs of a grid over B; small feature counts pack several examples into one."""
+    per_program = max(1, 64 // block_n)
+    return triton.cdiv(B, per_program)
+
+
+# ------------------------------------------------------------------------------------
+# fm_pairwise
+
+
+@triton.jit
+def _fm_pairwise_fwd_kernel(
+    out_ptr,  # [B, P] x.dtype, contiguous
+    x_ptr,  # [B, n, d] strides (stride_xb, stride_xn, stride_xd)
+    B,
+    n,
+    d,
+    P,
+    stride_xb,
+    stride_xn,
+    stride_xd,
+    OFFSET: tl.constexpr,  # 1: pairs i < j; 0: i <= j (include_self)
+    BLOCK_T: tl.constexpr,  # features per tile (rows i and columns j)
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    NUM_TILES: tl.constexpr,  # cdiv(n, BLOCK_T)
+    INTERPRETER: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)  # this program's first example
+    rt = tl.arange(0, BLOCK_T)
+    while b < B:
+        x_b = x_ptr + b * stride_xb
+        out_b = out_ptr + b * P
+        for ti in range(NUM_TILES):
+            offs_i = ti * BLOCK_T + rt
+            for tj in range(ti, NUM_TILES):  # upper-triangle tiles only
+                offs_j = tj * BLOCK_T + rt
+                acc = tl.zeros((BLOCK_T, BLOCK_T), dtype=tl.float32)
+                for c in range(D_CHUNKS):
+                    offs_d = c * BLOCK_D + tl.arange(0, BLOCK_D)
+                    xi = _load_rows(x_b, offs_i, offs_d, n, d, stride_xn, stride_xd)
+                    if NUM_TILES == 1:
+                        xj = xi
+                    else:
+                        xj = _load_rows(x_b, offs_j, offs_d, n, d, stride_xn, stride_xd)
+                    acc = _dot(xi, tl.trans(xj), acc, INTERPRETER)
+                i = offs_i[:, None]
+                j = offs_j[None, :]
+                mask = (j < n) & (j >= i + OFFSET)
+                p = _pair_index(i, j, n, OFFSET)
+                tl.store(out_b + p, _cast(acc, out_ptr.dtype.element_ty, INTERPRETER), mask=mask)
+        b += tl.num_programs(0)
+
+
+def fm_pairwise_fwd(x: torch.Tensor, include_self: bool) -> torch.Tensor:
+    """out[b, p] = <x[b, i], x[b, j]> for the p-th pair of torch.triu_indices(n, n, 0 or 1).
+
+    Grid over B (several examples a program when n is small); the Gram matrix in tiles of
+    up to 128 features, upper-triangle tiles only, chunked over d; fp32 accumulation.
+    """
+    B, n, d = x.shape
+    offset = 0 if include_self else 1
+    P = n * (n + 1) // 2 if include_self else n * (n - 1) // 2
+    out = torch.empty((B, P), device=x.device, dtype=x.dtype)
+    if P == 0:
+        return out
+    config = _pairwise_config(x)
+    programs = _example_programs(B, config["BLOCK_T"])
+    _fm_pairwise_fwd_kernel[(programs,)](
+        out,
+        x,
+        B,
+        n,
+        d,
+        P,
+        *x.stride(),
+        OFFSET=offset,
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+    return out
+
+
+@triton.jit
+def _fm_pairwise_bwd_kernel(
+    gx_ptr,  # [B, n, d] x.dtype, contiguous
+    g_ptr,  # [B, P] x.dtype, strides (stride_gb, stride_gp)
+    x_ptr,  # [B, n, d] strides (stride_xb, stride_xn, stride_xd)
+    B,
+    n,
+    d,
+    stride_gb,
+    stride_gp,
+    stride_xb,
+    stride_xn,
+    stride_xd,
+    OFFSET: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    NUM_TILES: tl.constexpr,
+    INTERPRETER: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)  # this program's first example
+    rt = tl.arange(0, BLOCK_T)
+    while b < B:
+        x_b = x_ptr + b * stride_xb
+        g_b = g_ptr + b * stride_gb
+        gx_b = gx_ptr + b * n * d
+        for ti in range(NUM_TILES):
+            offs_i = ti * BLOCK_T + rt
+            for c in range(D_CHUNKS):
+                offs_d = c * BLOCK_D + tl.arange(0, BLOCK_D)
+                acc = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+                for tj in range(NUM_TILES):
+                    offs_j = tj * BLOCK_T + rt
+                    # S'[i, j] = g[pair(min, max)], twice on the diagonal (self pairs).
+                    i = offs_i[:, None]
+                    j = offs_j[None, :]
+                    lo = tl.minimum(i, j)
+                    hi = tl.maximum(i, j)
+                    valid = (hi < n) & (hi >= lo + OFFSET)
+                    s = tl.load(
+                        g_b + _pair_index(lo, hi, n, OFFSET) * stride_gp, mask=valid, other=0.0
+                    )
+                    # doubled in fp32 (exact), since the interpreter has no bf16 arithmetic
+                    s = s.to(tl.float32)
+                    s = tl.where(i == j, s + s, s).to(x_ptr.dtype.element_ty)  # [BLOCK_T, BLOCK_T]
+                    xj = _load_rows(x_b, offs_j, offs_d, n, d, stride_xn, stride_xd)
+                    acc = _dot(s, xj, acc, INTERPRETER)
+                mask = (offs_i[:, None] < n) & (offs_d[None, :] < d)
+                ptrs = gx_b + offs_i[:, None] * d + offs_d[None, :]
+                tl.store(ptrs, _cast(acc, gx_ptr.dtype.element_ty, INTERPRETER), mask=mask)
+        b += tl.num_programs(0)
+
+
+def fm_pairwise_bwd(grad: torch.Tensor, x: torch.Tensor, include_self: bool) -> torch.Tensor:
+    """grad_x = (S + S^T) x, S[i, j] = grad of pair (i, j) (a self pair counts twice).
+
+    Grid over B; for each tile of rows i and chunk of d, the symmetric pair-gradient tile is
+    gathered from grad and multiplied with the x tile of columns j; fp32 accumulation.
+    """
+    B, n, d = x.shape
+    grad_x = torch.empty((B, n, d), device=x.device, dtype=x.dtype)
+    if grad.shape[1] == 0:  # n = 1 without self pairs: nothing depends on x
+        return grad_x.zero_()
+    offset = 0 if include_self else 1
+    config = _pairwise_config(x)
+    programs = _example_programs(B, config["BLOCK_T"])
+    _fm_pairwise_bwd_kernel[(programs,)](
+        grad_x,
+        grad,
+        x,
+        B,
+        n,
+        d,
+        *grad.stride(),
+        *x.stride(),
+        OFFSET=offset,
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+    return grad_x
+
+
+# ------------------------------------------------------------------------------------
+# fm_projected
+
+
+@triton.jit
+def _fm_projected_fwd_kernel(
+    out_ptr,  # [B, n, k] x.dtype, contiguous
+    x_ptr,  # [B, n, d] strides (stride_xb, stride_xn, stride_xd)
+    p_ptr,  # [n, k] x.dtype or fp32, contiguous
+    B,
+    n,
+    d,
+    k,
+    stride_xb,
+    stride_xn,
+    stride_xd,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    INTERPRETER: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)  # this program's first example
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    p = _load_rows(p_ptr, offs_n, offs_k, n, k, k, 1)
+    p = _cast(p, x_ptr.dtype.element_ty, INTERPRETER)  # the dots' operand dtype
+    mask = (offs_n[:, None] < n) & (offs_k[None, :] < k)
+    while b < B:
+        f = _project(
+            x_ptr + b * stride_xb,
+            p,
+            n,
+            d,
+            stride_xn,
+            stride_xd,
+            BLOCK_N,
+            BLOCK_K,
+            BLOCK_D,
+            D_CHUNKS,
+            False,
+            INTERPRETER,
+        )
+        ptrs = out_ptr + b * n * k + offs_n[:, None] * k + offs_k[None, :]
+        tl.store(ptrs, _cast(f, out_ptr.dtype.element_ty, INTERPRETER), mask=mask)
+        b += tl.num_programs(0)
+
+
+def fm_projected_fwd(x: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+    """out = x (x^T proj) [B, n, k], never forming x x^T.
+
+    Grid over B (several examples a program when n is small), proj loaded once a program;
+    per example a loop over chunks of d: T_c = x_c^T P, F += x_c T_c, the [n, k] result in
+    fp32 registers.
+    """
+    B, n, d = x.shape
+    k = proj.shape[1]
+    out = torch.empty((B, n, k), device=x.device, dtype=x.dtype)
+    config = _projected_config(x, k, backward=False)
+    programs = _example_programs(B, config["BLOCK_N"])
+    _fm_projected_fwd_kernel[(programs,)](
+        out,
+        x,
+        proj.contiguous(),
+        B,
+        n,
+        d,
+        k,
+        *x.stride(),
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+    return out
+
+
+@triton.jit
+def _fm_projected_bwd_kernel(
+    gx_ptr,  # [B, n, d] x.dtype, contiguous
+    gp_part_ptr,  # [num_programs, n, k] fp32: per-program partial grad_proj
+    g_ptr,  # [B, n, k] x.dtype, strides (stride_gb, stride_gn, stride_gk)
+    x_ptr,  # [B, n, d] strides (stride_xb, stride_xn, stride_xd)
+    p_ptr,  # [n, k] x.dtype or fp32, contiguous
+    B,
+    n,
+    d,
+    k,
+    stride_gb,
+    stride_gn,
+    stride_gk,
+    stride_xb,
+    stride_xn,
+    stride_xd,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    INTERPRETER: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    b = pid  # this program's first example; it owns row pid of the partials
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    p = _load_rows(p_ptr, offs_n, offs_k, n, k, k, 1)
+    p = _cast(p, x_ptr.dtype.element_ty, INTERPRETER)  # the dots' operand dtype
+    gp_acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    while b < B:
+        g = _load_rows(g_ptr + b * stride_gb, offs_n, offs_k, n, k, stride_gn, stride_gk)
+        gp_acc = _projected_grads(
+            gx_ptr + b * n * d,
+            x_ptr + b * stride_xb,
+            g,
+            p,
+            gp_acc,
+            n,
+            d,
+            stride_xn,
+            stride_xd,
+            BLOCK_N,
+            BLOCK_K,
+            BLOCK_D,
+            D_CHUNKS,
+            INTERPRETER,
+        )
+        b += tl.num_programs(0)
+    mask = (offs_n[:, None] < n) & (offs_k[None, :] < k)
+    ptrs = gp_part_ptr + pid * n * k + offs_n[:, None] * k + offs_k[None, :]
+    tl.store(ptrs, gp_acc, mask=mask)
+
+
+def fm_projected_bwd(
+    grad: torch.Tensor, x: torch.Tensor, proj: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_x, grad_proj) of fm_projected: with T = x^T P and gT = x^T G,
+    grad_x = G T^T + P gT^T and grad_proj = sum_b x gT.
+
+    Persistent grid (about two programs an SM), each looping over its examples and chunks
+    of d; grad_proj accumulates in fp32 registers per program, then the per-program
+    partials are summed in torch (deterministic).
+    """
+    B, n, d = x.shape
+    k = proj.shape[1]
+    grad_x = torch.empty((B, n, d), device=x.device, dtype=x.dtype)
+    programs = _persistent_programs(x)
+    partial = torch.empty((programs, n, k), device=x.device, dtype=torch.float32)
+    config = _projected_config(x, k, backward=True)
+    _fm_projected_bwd_kernel[(programs,)](
+        grad_x,
+        partial,
+        grad,
+        x,
+        proj.contiguous(),
+        B,
+        n,
+        d,
+        k,
+        *grad.stride(),
+        *x.stride(),
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+    return grad_x, partial.sum(0).to(proj.dtype)
+
+
+# ------------------------------------------------------------------------------------
+# fm_projected_norm
+
+
+@triton.jit
+def _norm_stats(f, mask, count, eps):
+    """(xhat, rstd) of a layer norm over the `count` valid entries of the fp32 tile f;
+    xhat is zero outside mask."""
+    mean = tl.sum(f) / count
+    diff = tl.where(mask, f - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(diff * diff) / count + eps)
+    return diff * rstd, rstd
+
+
+@triton.jit
+def _fm_projected_norm_fwd_kernel(
+    out_ptr,  # [B, n * k] x.dtype, contiguous
+    x_ptr,  # [B, n, d] strides (stride_xb, stride_xn, stride_xd)
+    p_ptr,  # [n, k] x.dtype or fp32, contiguous
+    w_ptr,  # [n * k] x.dtype or fp32 (unused without HAS_WEIGHT)
+    bias_ptr,  # [n * k] x.dtype or fp32 (unused without HAS_BIAS)
+    B,
+    n,
+    d,
+    k,
+    stride_xb,
+    stride_xn,
+    stride_xd,
+    eps,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    INTERPRETER: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)  # this program's first example
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask = (offs_n[:, None] < n) & (offs_k[None, :] < k)
+    feat = offs_n[:, None] * k + offs_k[None, :]  # [BLOCK_N, BLOCK_K] flattened feature
+    p = _load_rows(p_ptr, offs_n, offs_k, n, k, k, 1)
+    p = _cast(p, x_ptr.dtype.element_ty, INTERPRETER)  # the dots' operand dtype
+    if HAS_WEIGHT:
+        w = tl.load(w_ptr + feat, mask=mask, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + feat, mask=mask, other=0.0).to(tl.float32)
+    while b < B:
+        f = _project(
+            x_ptr + b * stride_xb,
+            p,
+            n,
+            d,
+            stride_xn,
+            stride_xd,
+            BLOCK_N,
+            BLOCK_K,
+            BLOCK_D,
+            D_CHUNKS,
+            True,
+            INTERPRETER,
+        )
+        y, _ = _norm_stats(f, mask, n * k, eps)
+        if HAS_WEIGHT:
+            y = y * w
+        if HAS_BIAS:
+            y = y + bias
+        tl.store(
+            out_ptr + b * n * k + feat, _cast(y, out_ptr.dtype.element_ty, INTERPRETER), mask=mask
+        )
+        b += tl.num_programs(0)
+
+
+def fm_projected_norm_fwd(
+    x: torch.Tensor,
+    proj: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    """layer_norm(flatten(x (x^T proj))) over the n * k features, with optional weight/bias.
+
+    fm_projected_fwd's program with the norm fused: the [n, k] row stays in fp32 registers,
+    its mean and variance are taken there and only the normalized row is written.
+    """
+    B, n, d = x.shape
+    k = proj.shape[1]
+    out = torch.empty((B, n * k), device=x.device, dtype=x.dtype)
+    config = _projected_config(x, k, backward=False)
+    programs = _example_programs(B, config["BLOCK_N"])
+    _fm_projected_norm_fwd_kernel[(programs,)](
+        out,
+        x,
+        proj.contiguous(),
+        weight.contiguous() if weight is not None else x,
+        bias.contiguous() if bias is not None else x,
+        B,
+        n,
+        d,
+        k,
+        *x.stride(),
+        float(eps),
+        HAS_WEIGHT=weight is not None,
+        HAS_BIAS=bias is not None,
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+    return out
+
+
+@triton.jit
+def _fm_projected_norm_bwd_kernel(
+    gx_ptr,  # [B, n, d] x.dtype, contiguous
+    gp_part_ptr,  # [num_programs, n, k] fp32: per-program partial grad_proj
+    gw_part_ptr,  # [num_programs, n * k] fp32: partial grad_weight (if HAS_WEIGHT)
+    gb_part_ptr,  # [num_programs, n * k] fp32: partial grad_bias (if HAS_BIAS)
+    dy_ptr,  # [B, n * k] x.dtype, strides (stride_gb, stride_gf)
+    x_ptr,  # [B, n, d] strides (stride_xb, stride_xn, stride_xd)
+    p_ptr,  # [n, k] x.dtype or fp32, contiguous
+    w_ptr,  # [n * k] x.dtype or fp32 (unused without HAS_WEIGHT)
+    B,
+    n,
+    d,
+    k,
+    stride_gb,
+    stride_gf,
+    stride_xb,
+    stride_xn,
+    stride_xd,
+    eps,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    D_CHUNKS: tl.constexpr,  # cdiv(d, BLOCK_D)
+    INTERPRETER: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    b = pid  # this program's first example; it owns row pid of the partials
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask = (offs_n[:, None] < n) & (offs_k[None, :] < k)
+    feat = offs_n[:, None] * k + offs_k[None, :]  # [BLOCK_N, BLOCK_K] flattened feature
+    count = n * k
+    p = _load_rows(p_ptr, offs_n, offs_k, n, k, k, 1)
+    p = _cast(p, x_ptr.dtype.element_ty, INTERPRETER)  # the dots' operand dtype
+    if HAS_WEIGHT:
+        w = tl.load(w_ptr + feat, mask=mask, other=0.0).to(tl.float32)
+    gp_acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    gw_acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    gb_acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    while b < B:
+        x_b = x_ptr + b * stride_xb
+        # Pass 1 over x: recompute F and its statistics.
+        f = _project(
+            x_b,
+            p,
+            n,
+            d,
+            stride_xn,
+            stride_xd,
+            BLOCK_N,
+            BLOCK_K,
+            BLOCK_D,
+            D_CHUNKS,
+            True,
+            INTERPRETER,
+        )
+        xhat, rstd = _norm_stats(f, mask, count, eps)
+        dy = tl.load(dy_ptr + b * stride_gb + feat * stride_gf, mask=mask, other=0.0)
+        dy = dy.to(tl.float32)
+        if HAS_WEIGHT:
+            h = dy * w
+            gw_acc += dy * xhat
+        else:
+            h = dy
+        if HAS_BIAS:
+            gb_acc += dy
+        mean_h = tl.sum(h) / count
+        mean_hx = tl.sum(h * xhat) / count
+        df = tl.where(mask, rstd * (h - mean_h - xhat * mean_hx), 0.0)
+        # Pass 2 over x: the projected backward with G = dF.
+        g = _cast(df, p.dtype, INTERPRETER)
+        gp_acc = _projected_grads(
+            gx_ptr + b * n * d,
+            x_b,
+            g,
+            p,
+            gp_acc,
+            n,
+            d,
+            stride_xn,
+            stride_xd,
+            BLOCK_N,
+            BLOCK_K,
+            BLOCK_D,
+            D_CHUNKS,
+            INTERPRETER,
+        )
+        b += tl.num_programs(0)
+    tl.store(gp_part_ptr + pid * count + feat, gp_acc, mask=mask)
+    if HAS_WEIGHT:
+        tl.store(gw_part_ptr + pid * count + feat, gw_acc, mask=mask)
+    if HAS_BIAS:
+        tl.store(gb_part_ptr + pid * count + feat, gb_acc, mask=mask)
+
+
+def fm_projected_norm_bwd(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    proj: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grad_x, grad_proj, grad_weight, grad_bias) of fm_projected_norm; the last two are
+    empty when the parameter is absent.
+
+    Persistent grid; per example the program recomputes F = x (x^T P) (one pass over x),
+    takes the layer-norm backward dF = rstd (h - mean(h) - xhat mean(h xhat)), h = dy w, in
+    fp32 registers, then runs the projected backward with G = dF (a second pass over x).
+    grad_proj, grad_weight and grad_bias accumulate per program in fp32 and the partials
+    are summed in torch (deterministic).
+    """
+    B, n, d = x.shape
+    k = proj.shape[1]
+    grad_x = torch.empty((B, n, d), device=x.device, dtype=x.dtype)
+    programs = _persistent_programs(x)
+    part = functools.partial(torch.empty, device=x.device, dtype=torch.float32)
+    gp_part = part((programs, n * k))
+    gw_part = part((programs, n * k)) if weight is not None else gp_part
+    gb_part = part((programs, n * k)) if bias is not None else gp_part
+    config = _projected_config(x, k, backward=True)
+    _fm_projected_norm_bwd_kernel[(programs,)](
+        grad_x,
+        gp_part,
+        gw_part,
+        gb_part,
+        grad,
+        x,
+        proj.contiguous(),
+        weight.contiguous() if weight is not None else x,
+        B,
+        n,
+        d,
+        k,
+        *grad.stride(),
+        *x.stride(),
+        float(eps),
+        HAS_WEIGHT=weight is not None,
+        HAS_BIAS=bias is not None,
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+    empty = x.new_empty(0)
+    grad_proj = gp_part.sum(0).view(n, k).to(proj.dtype)
+    grad_w = gw_part.sum(0).to(weight.dtype) if weight is not None else empty
+    grad_b = gb_part.sum(0).to(bias.dtype) if bias is not None else empty
+    return grad_x, grad_proj, grad_w, grad_b

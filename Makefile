@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 TRITON_SPEC ?= triton==3.6.0
 NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
 
-.PHONY: install test bench lint cuda-check clean
+.PHONY: install test bench lint cuda-check clean torch-spec
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ lint: install
 
 cuda-check: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" tools/check_cuda_sources.sh
+
+torch-spec:
+	@echo "$(TORCH_SPEC)"
 
 clean:
 	rm -rf build *.egg-info recperf/*.so $(VENV)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recperf.benchmarks import fm_cases
+from recperf.benchmarks import allocator, fm_cases
 from recperf.benchmarks.runner import train_step, variants
 
+allocator.keep_freed_memory()  # as `recperf bench` does: time kernels, not page faults
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 CASES = fm_cases.default_cases(DEVICE)
 

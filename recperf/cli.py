@@ -39,7 +39,7 @@ def _info(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from recperf.benchmarks import fm_cases, report, roofline, runner
+    from recperf.benchmarks import allocator, fm_cases, report, roofline, runner
 
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -62,6 +62,7 @@ def _bench(args: argparse.Namespace) -> int:
     if not cases:
         print("error: no benchmark case matches the filters", file=sys.stderr)
         return 2
+    warm_allocator = not args.cold_allocator and allocator.keep_freed_memory()
     ceilings = roofline.measure_ceilings(device, quick=args.quick)
     bar = tqdm(cases, desc="recperf bench", unit="case", file=sys.stderr)
     rows = runner.run(
@@ -74,7 +75,9 @@ def _bench(args: argparse.Namespace) -> int:
     )
     report.print_table(rows, ceilings)
     if args.json:
-        report.write_json(args.json, rows, report.metadata(device, ceilings, sys.argv))
+        meta = report.metadata(device, ceilings, sys.argv)
+        meta["cpu_allocator"] = "keeps freed memory" if warm_allocator else "default"
+        report.write_json(args.json, rows, meta)
         print(f"wrote {args.json}")
     return 1 if any(r.error for r in rows) else 0
 
@@ -97,6 +100,11 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=7, help="timed runs per variant (CPU)")
     bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     bench.add_argument("--quick", action="store_true", help="one tiny shape (a smoke test)")
+    bench.add_argument(
+        "--cold-allocator",
+        action="store_true",
+        help="keep glibc's default of unmapping freed blocks (page faults in the timings)",
+    )
     bench.set_defaults(func=_bench)
     return p
 

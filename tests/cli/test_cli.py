@@ -29,6 +29,7 @@ def test_bench_quick_writes_every_variant(tmp_path, capsys):
     payload = json.loads(path.read_text())
     meta, rows = payload["meta"], payload["rows"]
     assert meta["device_type"] == "cpu" and meta["torch"] and meta["ceilings"]["bandwidth"] > 0
+    assert meta["cpu_allocator"] == "keeps freed memory"  # glibc here
     cases = {r["case"] for r in rows}
     assert len(cases) == 6  # three ops, forward and forward+backward
     for case in cases:

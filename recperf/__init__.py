@@ -12,7 +12,16 @@ from recperf import (
     ops,
 )
 from recperf.dispatch import use_backend
-from recperf.ops import fm_pairwise, fm_projected, fm_projected_norm
+from recperf.ops import (
+    fm_pairwise,
+    fm_projected,
+    fm_projected_norm,
+    fp8_gemm,
+    grouped_linear_norm,
+    linear_norm,
+    quantize_fp8,
+    quantize_fp8_transposed,
+)
 
 __version__ = "0.1.0"
 
@@ -21,7 +30,12 @@ __all__ = [
     "fm_pairwise",
     "fm_projected",
     "fm_projected_norm",
+    "fp8_gemm",
+    "grouped_linear_norm",
+    "linear_norm",
     "nn",
     "ops",
+    "quantize_fp8",
+    "quantize_fp8_transposed",
     "use_backend",
 ]

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-BACKENDS = ("torch", "cpp", "triton", "cuda")
-"""Every backend name, in no particular order."""
+BACKENDS = ("torch", "cpp", "triton", "cuda", "scaled_mm", "torchao", "te")
+"""Every backend name: recperf's own four, then third-party comparisons (torch._scaled_mm,
+torchao's float8 training, Transformer Engine), each used only where importable."""
 
 CPU_PRIORITY = ("cpp", "torch")
 """Default order on CPU tensors; the Triton interpreter is for tests, never a default."""
@@ -47,6 +48,7 @@ class Inputs:
     device: torch.device
     dtype: torch.dtype
     shape: dict[str, int] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)  # recipe, norm, ...
 
 
 @dataclass(frozen=True)

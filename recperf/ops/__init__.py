@@ -4,5 +4,18 @@ Importing this package registers every op's device kernels, fake kernels and aut
 """
 
 from recperf.ops.fm import fm_pairwise, fm_projected, fm_projected_norm
+from recperf.ops.fp8 import fp8_gemm, quantize_fp8, quantize_fp8_transposed
+from recperf.ops.linear_norm import grouped_linear_norm, linear_norm
+from recperf.ops.recipes import RECIPES
 
-__all__ = ["fm_pairwise", "fm_projected", "fm_projected_norm"]
+__all__ = [
+    "RECIPES",
+    "fm_pairwise",
+    "fm_projected",
+    "fm_projected_norm",
+    "fp8_gemm",
+    "grouped_linear_norm",
+    "linear_norm",
+    "quantize_fp8",
+    "quantize_fp8_transposed",
+]

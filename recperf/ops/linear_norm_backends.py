@@ -1,0 +1,61 @@
+"""The backends of the linear_norm kernels (linear_norm_fwd / _bwd and their grouped
+forms): torch (the reference of every recipe, any device), triton (fused GEMM + norm
+epilogue), and the optional third-party adapters (recperf.ops.thirdparty)."""
+
+from __future__ import annotations
+
+from recperf import dispatch
+from recperf.ops._checks import FLOAT_DTYPES, KERNEL_DTYPES
+from recperf.ops.backends import triton_device_reason, triton_launcher, triton_missing
+from recperf.ops.linear_norm_ref import linear_norm_backward_ref, linear_norm_ref
+
+KERNELS = (
+    "linear_norm_fwd",
+    "linear_norm_bwd",
+    "grouped_linear_norm_fwd",
+    "grouped_linear_norm_bwd",
+)
+
+TORCH_FNS = {
+    "linear_norm_fwd": linear_norm_ref,
+    "linear_norm_bwd": linear_norm_backward_ref,
+    "grouped_linear_norm_fwd": linear_norm_ref,  # the reference takes leading dims
+    "grouped_linear_norm_bwd": linear_norm_backward_ref,
+}
+
+# The Triton kernels keep one output row block of N in registers for the fused norm.
+TRITON_MAX_N = 4096
+
+
+def _triton_limits(inputs: dispatch.Inputs) -> str | None:
+    reason = triton_device_reason(inputs)
+    if reason:
+        return reason
+    if inputs.options.get("weight_dtype") not in KERNEL_DTYPES:
+        return f"weight dtype {inputs.options.get('weight_dtype')} is not a kernel dtype"
+    if inputs.shape["N"] > TRITON_MAX_N:
+        return f"N={inputs.shape['N']} exceeds the Triton kernel's limit of {TRITON_MAX_N}"
+    return None
+
+
+for _kernel in KERNELS:
+    dispatch.register(
+        dispatch.Implementation(
+            kernel=_kernel,
+            backend="torch",
+            fn=TORCH_FNS[_kernel],
+            devices=frozenset({"cpu", "cuda"}),
+            dtypes=frozenset(FLOAT_DTYPES),
+        )
+    )
+    dispatch.register(
+        dispatch.Implementation(
+            kernel=_kernel,
+            backend="triton",
+            fn=triton_launcher("linear_norm", _kernel),
+            devices=frozenset({"cpu", "cuda"}),
+            dtypes=KERNEL_DTYPES,
+            available=triton_missing,
+            limits=_triton_limits,
+        )
+    )

@@ -39,7 +39,7 @@ def _info(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from recperf.benchmarks import allocator, fm_cases, report, roofline, runner
+    from recperf.benchmarks import allocator, fm_cases, linear_norm_cases, report, roofline, runner
 
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -49,14 +49,12 @@ def _bench(args: argparse.Namespace) -> int:
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
     cases = fm_cases.default_cases(device, quick=args.quick)
-    if args.dtype:
-        wanted = {getattr(torch, name) for name in args.dtype.split(",")}
-        base = [c for c in cases if c.dtype == torch.float32]
-        cases = [
-            fm_cases.FMCase(c.op, c.shape, dt, c.direction, c.with_compile)
-            for c in base
-            for dt in wanted
-        ]
+    cases += linear_norm_cases.default_cases(device, quick=args.quick)
+    if args.dtype:  # each case in each wanted dtype (once)
+        wanted = [getattr(torch, name) for name in args.dtype.split(",")]
+        cases = list(
+            {c.with_dtype(dt).name: c.with_dtype(dt) for c in cases for dt in wanted}.values()
+        )
     for pattern in args.filter or []:
         cases = [c for c in cases if pattern in c.name]
     if not cases:

@@ -3,6 +3,7 @@ to time (every backend that runs the inputs, plus eager and compiled torch basel
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,6 +57,13 @@ class FMCase:
     @property
     def name(self) -> str:
         return f"{self.op} {self.direction} {self.dtype_name} {self.shape}"
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return self.dtype
+
+    def with_dtype(self, dtype: torch.dtype) -> FMCase:
+        return dataclasses.replace(self, dtype=dtype)
 
     @property
     def dtype_name(self) -> str:

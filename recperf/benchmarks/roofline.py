@@ -32,8 +32,11 @@ class Ceilings:
     flops_fp32: float
     flops_16bit: float
     source: str
+    flops_fp8: float = 0.0  # 0: no FP8 matrix units (the fp32 rate bounds emulation)
 
     def peak(self, dtype: torch.dtype) -> float:
+        if dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+            return self.flops_fp8 or self.flops_fp32
         return self.flops_16bit if dtype in (torch.bfloat16, torch.float16) else self.flops_fp32
 
     def floor_seconds(self, work: Work, dtype: torch.dtype) -> float:
@@ -48,8 +51,8 @@ class Ceilings:
 # H200 datasheets (SXM). Bandwidths measured on our lent machines were lower (H100
 # ~3.0 TB/s, H200 ~4.3 TB/s device-to-device copies): the GPU benchmark measures its own.
 DATASHEETS = {
-    "h100": Ceilings("NVIDIA H100 SXM (datasheet)", 3.35e12, 67e12, 989e12, "datasheet"),
-    "h200": Ceilings("NVIDIA H200 SXM (datasheet)", 4.8e12, 67e12, 989e12, "datasheet"),
+    "h100": Ceilings("NVIDIA H100 SXM (datasheet)", 3.35e12, 67e12, 989e12, "datasheet", 1979e12),
+    "h200": Ceilings("NVIDIA H200 SXM (datasheet)", 4.8e12, 67e12, 989e12, "datasheet", 1979e12),
 }
 
 
@@ -71,6 +74,18 @@ def _copy_bandwidth(numel: int, device: torch.device, sync) -> float:
     return 2 * numel * 4 / _median_seconds(lambda: dst.copy_(src), 5, sync)  # read + write
 
 
+def _fp8_flops(size: int, device: torch.device, sync) -> float:
+    """torch._scaled_mm's throughput, 0 where the GPU or this torch has no FP8 GEMM."""
+    try:
+        a = torch.randn(size, size, device=device).to(torch.float8_e4m3fn)
+        b = torch.randn(size, size, device=device).to(torch.float8_e4m3fn).t()
+        one = torch.ones((), device=device)
+        run = lambda: torch._scaled_mm(a, b, one, one, out_dtype=torch.bfloat16)  # noqa: E731
+        return 2 * size**3 / _median_seconds(run, 3, sync)
+    except (RuntimeError, AttributeError):
+        return 0.0
+
+
 def measure_ceilings(device: torch.device, quick: bool = False) -> Ceilings:
     """Measures this device's copy bandwidth and matmul throughput (a few seconds;
     ``quick`` uses small sizes, for smoke tests)."""
@@ -87,6 +102,7 @@ def measure_ceilings(device: torch.device, quick: bool = False) -> Ceilings:
         a = torch.randn(size, size, device=device, dtype=dtype)
         b = torch.randn(size, size, device=device, dtype=dtype)
         flops[dtype] = 2 * size**3 / _median_seconds(lambda a=a, b=b: a @ b, 3, sync)
+    fp8 = _fp8_flops(size, device, sync) if device.type == "cuda" else 0.0
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
@@ -96,5 +112,6 @@ def measure_ceilings(device: torch.device, quick: bool = False) -> Ceilings:
         bandwidth=bandwidth,
         flops_fp32=flops[torch.float32],
         flops_16bit=flops[torch.bfloat16],
+        flops_fp8=fp8,
         source="measured in this run (copy, matmul)",
     )

@@ -11,10 +11,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from recperf.benchmarks.fm_cases import FMCase
+from recperf.benchmarks.linear_norm_cases import LinearNormCase
 from recperf.benchmarks.roofline import Ceilings
 from recperf.benchmarks.timing import Timing, rotating, sets_to_exceed, time_cpu, time_cuda
 
 BASELINE = "eager"
+Case = FMCase | LinearNormCase
 
 
 @dataclass
@@ -57,23 +59,28 @@ def train_step(fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], object]:
     return step
 
 
-def variants(case: FMCase, device: torch.device, compile_baseline: bool) -> dict:
+def variants(case: Case, device: torch.device, compile_baseline: bool) -> dict:
+    """Every backend that runs the case, the eager baseline, torch.compile of it, and the
+    case's own extra baselines (third-party rows, a loop over groups)."""
     out = {b: case.op_fn(b) for b in case.backends(device)}
     out[BASELINE] = case.eager_fn()
     if compile_baseline:
         out["compile"] = torch.compile(case.eager_fn(), fullgraph=True, dynamic=False)
+    extra = getattr(case, "extra_variants", None)
+    if extra is not None:
+        out.update(extra(device))
     return out
 
 
 def run_case(
-    case: FMCase,
+    case: Case,
     device: torch.device,
     ceilings: Ceilings,
     compile_baseline: bool = True,
     repeats: int = 7,
 ) -> list[Row]:
     work = case.work()
-    floor_s = ceilings.floor_seconds(work, case.dtype)
+    floor_s = ceilings.floor_seconds(work, case.compute_dtype)
     first = case.make_inputs(device, seed=0)
     set_bytes = sum(t.numel() * t.element_size() for t in first.values())
     input_sets = [first] + [
@@ -86,7 +93,7 @@ def run_case(
             case=case.name,
             op=case.op,
             shape=str(case.shape),
-            dtype=str(case.dtype).removeprefix("torch."),
+            dtype=case.dtype_name,
             direction=case.direction,
             variant=name,
             floor_ms=floor_s * 1e3,
@@ -116,7 +123,7 @@ def run_case(
 
 
 def run(
-    cases: Iterable[FMCase],
+    cases: Iterable[Case],
     device: torch.device,
     ceilings: Ceilings,
     compile_baseline: bool = True,

@@ -1,5 +1,6 @@
 """Modules built on recperf ops."""
 
 from recperf.nn.fm import FMInteraction
+from recperf.nn.linear_norm import GroupedLinearNorm, LinearNorm
 
-__all__ = ["FMInteraction"]
+__all__ = ["FMInteraction", "GroupedLinearNorm", "LinearNorm"]

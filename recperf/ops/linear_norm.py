@@ -14,7 +14,7 @@ import math
 import torch
 
 from recperf import dispatch
-from recperf.ops import linear_norm_backends  # noqa: F401  registers the backends
+from recperf.ops import linear_norm_backends, thirdparty  # noqa: F401  registers the backends
 from recperf.ops._checks import (
     check_float,
     check_nonempty,

@@ -17,8 +17,18 @@ def compiled_kernel(kernel: str):
     return getattr(torch.ops.recperf_kernels, kernel)
 
 
+def has_compiled_kernel(kernel: str, dispatch_key: str) -> bool:
+    """Whether recperf._C registered recperf_kernels::<kernel> for CPU or CUDA."""
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(
+            f"recperf_kernels::{kernel}", dispatch_key
+        )
+    except RuntimeError:  # no such op in this build
+        return False
+
+
 def cuda_kernel_missing(kernel: str) -> str | None:
-    if not torch._C._dispatch_has_kernel_for_dispatch_key(f"recperf_kernels::{kernel}", "CUDA"):
+    if not has_compiled_kernel(kernel, "CUDA"):
         return "recperf was built without its CUDA kernels"
     return None
 

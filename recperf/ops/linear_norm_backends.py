@@ -1,12 +1,20 @@
 """The backends of the linear_norm kernels (linear_norm_fwd / _bwd and their grouped
-forms): torch (the reference of every recipe, any device), triton (fused GEMM + norm
-epilogue), and the optional third-party adapters (recperf.ops.thirdparty)."""
+forms): torch (the reference of every recipe, any device), cpp and cuda (compiled
+quantize and norm kernels around a library GEMM: recperf.ops.linear_norm_composite),
+triton (fused GEMM + norm epilogue), and the optional third-party adapters
+(recperf.ops.thirdparty)."""
 
 from __future__ import annotations
 
 from recperf import dispatch
+from recperf.ops import linear_norm_composite as composite
 from recperf.ops._checks import FLOAT_DTYPES, KERNEL_DTYPES
-from recperf.ops.backends import triton_device_reason, triton_launcher, triton_missing
+from recperf.ops.backends import (
+    has_compiled_kernel,
+    triton_device_reason,
+    triton_launcher,
+    triton_missing,
+)
 from recperf.ops.linear_norm_ref import linear_norm_backward_ref, linear_norm_ref
 
 KERNELS = (
@@ -27,6 +35,19 @@ TORCH_FNS = {
 TRITON_MAX_N = 4096
 
 
+def _compiled_missing(device_key: str) -> str | None:
+    for op in ("add_norm", "add_norm_backward", "quantize_fp8"):
+        if not has_compiled_kernel(op, device_key):
+            return f"recperf was built without the {device_key} kernel {op}"
+    return None
+
+
+def _compiled_limits(inputs: dispatch.Inputs) -> str | None:
+    if inputs.options.get("weight_dtype") not in KERNEL_DTYPES:
+        return f"weight dtype {inputs.options.get('weight_dtype')} is not a kernel dtype"
+    return None
+
+
 def _triton_limits(inputs: dispatch.Inputs) -> str | None:
     reason = triton_device_reason(inputs)
     if reason:
@@ -39,6 +60,18 @@ def _triton_limits(inputs: dispatch.Inputs) -> str | None:
 
 
 for _kernel in KERNELS:
+    for _backend, _device, _key in (("cpp", "cpu", "CPU"), ("cuda", "cuda", "CUDA")):
+        dispatch.register(
+            dispatch.Implementation(
+                kernel=_kernel,
+                backend=_backend,
+                fn=getattr(composite, _kernel.removeprefix("grouped_")),
+                devices=frozenset({_device}),
+                dtypes=KERNEL_DTYPES,
+                available=lambda key=_key: _compiled_missing(key),
+                limits=_compiled_limits,
+            )
+        )
     dispatch.register(
         dispatch.Implementation(
             kernel=_kernel,

@@ -29,7 +29,8 @@ def ln_backends() -> list[str]:
 
 
 def _has_cpp() -> bool:
-    return "cpp" in recperf.dispatch.implementations("linear_norm_fwd")
+    impl = recperf.dispatch.implementations("linear_norm_fwd").get("cpp")
+    return impl is not None and impl.available() is None
 
 
 def make(M, K, N, norm, seed, dtype=torch.float32, params=True, grouped=0):

@@ -18,8 +18,17 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-OPS = ("fm_pairwise", "fm_projected", "fm_projected_norm")
-BACKENDS = ("triton", "cuda", "torch")
+# op named in a test id -> the kernels its tests exercise
+OP_KERNELS = {
+    "fm_pairwise": ("fm_pairwise_fwd", "fm_pairwise_bwd"),
+    "fm_projected": ("fm_projected_fwd", "fm_projected_bwd"),
+    "fm_projected_norm": ("fm_projected_norm_fwd", "fm_projected_norm_bwd"),
+    "quantize_fp8": ("quantize_fp8",),
+    "fp8_gemm": ("fp8_gemm",),
+    "linear_norm": ("linear_norm_fwd", "linear_norm_bwd"),
+    "grouped_linear_norm": ("grouped_linear_norm_fwd", "grouped_linear_norm_bwd"),
+}
+BACKENDS = ("triton", "cuda", "torch", "scaled_mm")
 PARAMS = re.compile(r"^(?P<test>[\w]+)\[(?P<params>.*)\]$")
 
 
@@ -38,21 +47,26 @@ def test_outcomes(junit: Path) -> list[dict]:
 
 def passed_backends(outcomes: list[dict]) -> dict[str, list[str]]:
     per_pair = defaultdict(lambda: {"passed": 0, "failed": 0})
-    compile_ok = {}
+    compile_ok = defaultdict(lambda: True)  # a backend's compile tests, all files
     for o in outcomes:
         m = PARAMS.match(o["name"])
         if not m:
             continue
         parts = m["params"].split("-")
         if m["test"] == "test_gpu_compile_fullgraph":
-            compile_ok[parts[0]] = o["state"] == "passed"
+            compile_ok[parts[0]] &= o["state"] == "passed"
             continue
-        if len(parts) >= 2 and parts[0] in BACKENDS and parts[1] in OPS and o["state"] != "skipped":
+        if (
+            len(parts) >= 2
+            and parts[0] in BACKENDS
+            and parts[1] in OP_KERNELS
+            and o["state"] != "skipped"
+        ):
             per_pair[(parts[0], parts[1])]["passed" if o["state"] == "passed" else "failed"] += 1
     result = defaultdict(list)
     for (backend, op), counts in sorted(per_pair.items()):
-        if counts["failed"] == 0 and counts["passed"] > 0 and compile_ok.get(backend, False):
-            for kernel in (f"{op}_fwd", f"{op}_bwd"):
+        if counts["failed"] == 0 and counts["passed"] > 0 and compile_ok[backend]:
+            for kernel in OP_KERNELS[op]:
                 result[kernel].append(backend)
     return dict(result)
 

@@ -48,7 +48,7 @@ void check_cuda_error(cudaError_t err, const char* op) {
 
 // A shape beyond the kernels is a ValueError naming the limit, raised before any launch.
 void check_plan(const FmPlan& plan, const char* op, const at::Tensor& x, int64_t k) {
-  TORCH_CHECK_VALUE(plan.fits, op, " (CUDA): x of shape ", x.sizes(),
+  TORCH_CHECK_VALUE(plan.fits, op, " (CUDA): x of shape ", shape_str(x.sizes()),
                     k >= 0 ? " with k=" : "", k >= 0 ? std::to_string(k) : std::string(),
                     " needs ", plan.needed, " ", plan.limit, ", more than the limit of ",
                     plan.available);

@@ -42,8 +42,8 @@ inline void check_fm_norm_param(const std::optional<at::Tensor>& t, const char* 
 // grad: the shape of the forward output, x's dtype, on x's device.
 inline void check_fm_grad(const at::Tensor& grad, const at::Tensor& x,
                           at::IntArrayRef expected) {
-  TORCH_CHECK_VALUE(grad.sizes() == expected, "grad must have shape ", expected, ", got ",
-                    grad.sizes());
+  TORCH_CHECK_VALUE(grad.sizes() == expected, "grad must have shape ", shape_str(expected), ", got ",
+                    shape_str(grad.sizes()));
   RECPERF_CHECK_SAME_DEVICE(grad, "grad", x, "x");
   TORCH_CHECK_TYPE(grad.scalar_type() == x.scalar_type(), "grad must have x's dtype (",
                    x.scalar_type(), "), got ", grad.scalar_type());

@@ -25,7 +25,8 @@ def _quantize(t: torch.Tensor, granularity: str, fp8_dtype: torch.dtype):
     """Quantize the rows of t [.., R, C] with the compiled kernel; per-group tensor-wise
     scales of a 3-D t come from the reference arithmetic (the same codes)."""
     if t.dim() == 2:
-        return _k.quantize_fp8(t, granularity, fp8_dtype, False)
+        q, s = _k.quantize_fp8(t, granularity, fp8_dtype, False)
+        return q, s.reshape(-1, 1)  # a tensor-wise [] scale as [1, 1], like a row scale
     if granularity == "row":
         q, s = _k.quantize_fp8(t.reshape(-1, t.shape[-1]), "row", fp8_dtype, False)
         return q.view(t.shape), s.view(*t.shape[:-1], 1)
@@ -59,8 +60,8 @@ def gemm(a: torch.Tensor, b: torch.Tensor, precision: GemmPrecision) -> torch.Te
     if _scaled_mm_fits(a, b, precision):
         row = precision.granularity == "row"
         out_dtype = torch.bfloat16 if row else torch.float32
-        sb_t = sb.reshape(1, -1) if row else sb
-        return torch._scaled_mm(qa, qb.t(), sa, sb_t, out_dtype=out_dtype).float()
+        sa_mm, sb_mm = (sa, sb.reshape(1, -1)) if row else (sa.reshape(()), sb.reshape(()))
+        return torch._scaled_mm(qa, qb.t(), sa_mm, sb_mm, out_dtype=out_dtype).float()
     # fp8 values and their products are exact in fp32: a fp32 GEMM emulates the FP8 one.
     return (qa.float() @ qb.float().transpose(-2, -1)) * (sa * sb.transpose(-2, -1))
 

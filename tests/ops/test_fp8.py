@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import cpu_backends
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numerics import rel_err
 
 import recperf
@@ -218,3 +220,26 @@ def test_opcheck_fp8_ops():
         (a, sa, b, sb, bias.requires_grad_(True), torch.float32),
         test_utils=("test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic"),
     )
+
+
+# ------------------------------------------------------------------------------------
+# property: any shape, any magnitude, the compiled kernel and the reference agree
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    M=st.integers(1, 40),
+    K=st.integers(1, 70),
+    log_scale=st.floats(-30, 30),
+    granularity=st.sampled_from(["row", "tensor"]),
+    fp8_dtype=st.sampled_from([E4M3, E5M2]),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_quantize_property(M, K, log_scale, granularity, fp8_dtype, transposed, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(M, K, generator=g) * torch.exp(torch.randn(M, K, generator=g)) * 2.0**log_scale
+    op = recperf.quantize_fp8_transposed if transposed else recperf.quantize_fp8
+    q, s = op(x, granularity, fp8_dtype, backend="cpp")
+    ref = quantize_fp8_ref(x.t() if transposed else x, granularity, fp8_dtype)
+    assert_same_codes(q, s, *ref, f"{(M, K)} 2^{log_scale:.1f}")

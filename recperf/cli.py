@@ -61,6 +61,10 @@ def _bench(args: argparse.Namespace) -> int:
         print("error: no benchmark case matches the filters", file=sys.stderr)
         return 2
     warm_allocator = not args.cold_allocator and allocator.keep_freed_memory()
+    # Inductor's pool of compile workers would keep competing with the timed kernels.
+    from torch._inductor import config as inductor_config
+
+    inductor_config.compile_threads = 1
     ceilings = roofline.measure_ceilings(device, quick=args.quick)
     bar = tqdm(cases, desc="recperf bench", unit="case", file=sys.stderr)
     rows = runner.run(

@@ -65,6 +65,9 @@ def variants(case: Case, device: torch.device, compile_baseline: bool) -> dict:
     out = {b: case.op_fn(b) for b in case.backends(device)}
     out[BASELINE] = case.eager_fn()
     if compile_baseline:
+        # Every case compiles the same eager code at new shapes: start each from a clean
+        # cache, or dynamo's recompile limit ends the run.
+        torch._dynamo.reset()
         out["compile"] = torch.compile(case.eager_fn(), fullgraph=True, dynamic=False)
     extra = getattr(case, "extra_variants", None)
     if extra is not None:

@@ -12,28 +12,19 @@
 #include <vector>
 
 #include "cuda/add_norm_launch.h"
+#include "cuda/binding_utils.h"
 #include "ops/add_norm_checks.h"
 
 namespace recperf {
 namespace {
 
-cuda::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return cuda::DType::kFloat32;
-    case at::kBFloat16:
-      return cuda::DType::kBFloat16;
-    default:
-      return cuda::DType::kFloat16;  // the only other kernel dtype (checked before)
-  }
-}
+using binding::check_cuda_error;
+using binding::current_stream;
+using binding::kernel_dtype;
+
 
 cuda::NormKind norm_kind(AddNormKind k) { return static_cast<cuda::NormKind>(static_cast<int>(k)); }
 
-void check_cuda_error(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, op, " (CUDA): ", cudaGetErrorName(err), ": ",
-              cudaGetErrorString(err));
-}
 
 // A shape beyond the kernels is a ValueError naming the limit, raised before any launch.
 cuda::AddNormPlan plan_for(const char* op, const at::Tensor& z, AddNormKind kind,
@@ -52,9 +43,6 @@ const float* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<float>() : nullptr;
 }
 
-cudaStream_t current_stream(const at::Tensor& t) {
-  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
-}
 
 at::Tensor add_norm_cuda(const at::Tensor& z, const std::optional<at::Tensor>& bias,
                          const std::optional<at::Tensor>& residual,

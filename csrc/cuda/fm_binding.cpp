@@ -13,38 +13,26 @@
 #include <tuple>
 
 #include "cuda/fm_launch.h"
+#include "cuda/binding_utils.h"
 #include "ops/fm_checks.h"
 
 namespace recperf {
 namespace {
+
+using binding::check_cuda_error;
+using binding::current_stream;
+using binding::kernel_dtype;
 
 using cuda::DType;
 using cuda::FmPlan;
 using cuda::FmProjectedOp;
 using cuda::Strided;
 
-DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return DType::kFloat32;
-    case at::kBFloat16:
-      return DType::kBFloat16;
-    case at::kHalf:
-      return DType::kFloat16;
-    default:
-      TORCH_CHECK_TYPE(false, "x must be float32, bfloat16 or float16, got ", t);
-  }
-  return DType::kFloat32;  // unreachable
-}
 
 void check_cuda(const at::Tensor& x) {
   RECPERF_CHECK_DEVICE_TYPE(x, "x", c10::DeviceType::CUDA);
 }
 
-void check_cuda_error(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, op, " (CUDA): ", cudaGetErrorName(err), ": ",
-              cudaGetErrorString(err));
-}
 
 // A shape beyond the kernels is a ValueError naming the limit, raised before any launch.
 void check_plan(const FmPlan& plan, const char* op, const at::Tensor& x, int64_t k) {
@@ -59,9 +47,6 @@ Strided strided(const at::Tensor& t) {
           t.dim() > 2 ? t.stride(2) : 0};
 }
 
-cudaStream_t current_stream(const at::Tensor& x) {
-  return c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
-}
 
 // fp32 contiguous copy of a parameter (proj, weight, bias); a no-op when it already is one.
 at::Tensor f32(const at::Tensor& t) { return t.to(at::kFloat).contiguous(); }

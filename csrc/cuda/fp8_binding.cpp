@@ -11,21 +11,16 @@
 #include <tuple>
 
 #include "cuda/fp8_launch.h"
+#include "cuda/binding_utils.h"
 #include "ops/checks.h"
 
 namespace recperf {
 namespace {
 
-cuda::DType kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return cuda::DType::kFloat32;
-    case at::kBFloat16:
-      return cuda::DType::kBFloat16;
-    default:
-      return cuda::DType::kFloat16;  // the only other kernel dtype (checked before)
-  }
-}
+using binding::check_cuda_error;
+using binding::current_stream;
+using binding::kernel_dtype;
+
 
 std::tuple<at::Tensor, at::Tensor> quantize_fp8_cuda(const at::Tensor& x,
                                                      c10::string_view granularity,

@@ -28,6 +28,22 @@ def _check(in_features, out_features, norm, recipe_name) -> None:
 
 
 class _LinearNormBase(nn.Module):
+    _op = staticmethod(linear_norm)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self._op(
+            x,
+            self.weight,
+            self.bias,
+            residual,
+            self.norm_weight,
+            self.norm_bias,
+            self.norm,
+            self.eps,
+            self.recipe,
+            self.backend,
+        )
+
     def _init_params(self, lead, in_features, out_features, bias, norm, affine, factory):
         self.weight = nn.Parameter(torch.empty(*lead, out_features, in_features, **factory))
         self.bias = nn.Parameter(torch.empty(*lead, out_features, **factory)) if bias else None
@@ -94,20 +110,6 @@ class LinearNorm(_LinearNormBase):
         self._init_params((), in_features, out_features, bias, norm, elementwise_affine, factory)
         self.reset_parameters()
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return linear_norm(
-            x,
-            self.weight,
-            self.bias,
-            residual,
-            self.norm_weight,
-            self.norm_bias,
-            self.norm,
-            self.eps,
-            self.recipe,
-            self.backend,
-        )
-
     @classmethod
     def from_modules(
         cls, linear: nn.Linear, norm: nn.Module | None = None, recipe: str = "bf16"
@@ -151,6 +153,8 @@ class GroupedLinearNorm(_LinearNormBase):
     """G independent LinearNorms (towers, ensemble members) run as one op: x [G, M,
     in_features] -> [G, M, out_features], each group with its own parameters."""
 
+    _op = staticmethod(grouped_linear_norm)
+
     def __init__(
         self,
         groups: int,
@@ -176,20 +180,6 @@ class GroupedLinearNorm(_LinearNormBase):
             (groups,), in_features, out_features, bias, norm, elementwise_affine, factory
         )
         self.reset_parameters()
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return grouped_linear_norm(
-            x,
-            self.weight,
-            self.bias,
-            residual,
-            self.norm_weight,
-            self.norm_bias,
-            self.norm,
-            self.eps,
-            self.recipe,
-            self.backend,
-        )
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, " + super().extra_repr()

@@ -27,6 +27,7 @@ OP_KERNELS = {
     "fp8_gemm": ("fp8_gemm",),
     "linear_norm": ("linear_norm_fwd", "linear_norm_bwd"),
     "grouped_linear_norm": ("grouped_linear_norm_fwd", "grouped_linear_norm_bwd"),
+    "permute_chunks": ("permute_chunks",),
 }
 BACKENDS = ("triton", "cuda", "torch", "scaled_mm")
 PARAMS = re.compile(r"^(?P<test>[\w]+)\[(?P<params>.*)\]$")

@@ -41,7 +41,8 @@ step build 240 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e
 step info 60 "$PY" -m recperf.cli info >> "$OUT_DIR/env.txt" 2>&1
 tail -30 "$OUT_DIR/env.txt"
 
-step gpu-tests 260 "$PY" -m pytest tests/ops/test_fm_gpu.py tests/ops/test_fp8_gpu.py tests/ops/test_linear_norm_gpu.py -q -p no:cacheprovider \
+step gpu-tests 260 "$PY" -m pytest tests/ops/test_fm_gpu.py tests/ops/test_fp8_gpu.py \
+    tests/ops/test_linear_norm_gpu.py tests/ops/test_a2a_gpu.py -q -p no:cacheprovider \
     -n 4 --junitxml="$OUT_DIR/gpu_tests.xml" > "$OUT_DIR/gpu_tests.log" 2>&1
 tail -25 "$OUT_DIR/gpu_tests.log"
 

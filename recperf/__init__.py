@@ -19,6 +19,7 @@ from recperf.ops import (
     fp8_gemm,
     grouped_linear_norm,
     linear_norm,
+    permute_chunks,
     quantize_fp8,
     quantize_fp8_transposed,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "linear_norm",
     "nn",
     "ops",
+    "permute_chunks",
     "quantize_fp8",
     "quantize_fp8_transposed",
     "use_backend",

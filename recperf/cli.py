@@ -108,6 +108,14 @@ def parser() -> argparse.ArgumentParser:
         help="keep glibc's default of unmapping freed blocks (page faults in the timings)",
     )
     bench.set_defaults(func=_bench)
+
+    from recperf.distributed import simulate
+
+    sim = sub.add_parser(
+        "a2a-sim", help="alpha-beta model of flat vs hierarchical vs tower exchange (predictions)"
+    )
+    simulate.add_arguments(sim)
+    sim.set_defaults(func=simulate.run)
     return p
 
 

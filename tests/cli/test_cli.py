@@ -70,3 +70,10 @@ def test_bench_cuda_without_a_gpu_fails_cleanly(capsys):
         pytest.skip("a GPU is present")
     assert main(["bench", "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_a2a_sim_prints_model_predictions(capsys):
+    assert main(["a2a-sim", "--message-bytes", "16K", "--max-gpus", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "MODEL PREDICTIONS" in out and "flat" in out
+    assert len([line for line in out.splitlines() if "x 8" in line]) >= 2  # 8 and 16, 32 GPUs

@@ -262,3 +262,41 @@ def test_compile_fullgraph():
     eager.backward()
     comp.backward()
     assert_close(xc.grad, x.grad, torch.float32, "compiled backward", 1e-5)
+
+
+@pytest.mark.skipif("triton" not in cpu_backends(), reason="needs Triton's interpreter")
+def test_environment_forces_triton_for_every_op_and_the_backward(monkeypatch):
+    """RECPERF_BACKEND=triton runs all four ops, each recipe and the backward on Triton."""
+    import importlib
+
+    calls = set()
+    for module_name in ("fp8", "linear_norm"):
+        module = importlib.import_module(f"recperf.kernels.{module_name}")
+        for name in (
+            "quantize_fp8",
+            "fp8_gemm",
+            *(f"{p}linear_norm_{d}" for p in ("", "grouped_") for d in ("fwd", "bwd")),
+        ):
+            if hasattr(module, name):
+                real = getattr(module, name)
+                monkeypatch.setattr(
+                    module, name, lambda *a, _r=real, _n=name: calls.add(_n) or _r(*a)
+                )
+    monkeypatch.setenv("RECPERF_BACKEND", "triton")
+    x, w = torch.randn(5, 32, requires_grad=True), torch.randn(16, 32, requires_grad=True)
+    for recipe in RECIPES:
+        recperf.linear_norm(x, w, recipe=recipe).sum().backward()
+    recperf.grouped_linear_norm(
+        x.detach().expand(2, 5, 32).clone().requires_grad_(True),
+        w.detach().expand(2, 16, 32).clone(),
+    ).sum().backward()
+    q, s = recperf.quantize_fp8(x.detach())
+    recperf.fp8_gemm(q, s, q, s)
+    assert calls == {
+        "quantize_fp8",
+        "fp8_gemm",
+        "linear_norm_fwd",
+        "linear_norm_bwd",
+        "grouped_linear_norm_fwd",
+        "grouped_linear_norm_bwd",
+    }

@@ -47,6 +47,7 @@ step gpu-tests 260 "$PY" -m pytest tests/ops/test_fm_gpu.py tests/ops/test_fp8_g
 tail -25 "$OUT_DIR/gpu_tests.log"
 
 step bench 200 "$PY" -m recperf.cli bench --device cuda --json "$OUT_DIR/bench_cuda.json" \
+    --plot "$OUT_DIR/bench_cuda.png" \
     > "$OUT_DIR/bench.log" 2>&1
 grep -E "fm_projected (fwd|fwd\+bwd) bfloat16 B=4096|^│ +│ (triton|cuda|eager|compile|torch) " "$OUT_DIR/bench.log" | head -20
 

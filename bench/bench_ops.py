@@ -1,6 +1,6 @@
-"""pytest-benchmark suite of the FM ops, over the same cases as `recperf bench`.
+"""pytest-benchmark suite over the same case registry as `recperf bench`.
 
-    python -m pytest bench/bench_fm.py --benchmark-only [--benchmark-json out.json]
+    python -m pytest bench/bench_ops.py --benchmark-only [--benchmark-json out.json]
 
 Each benchmark is one case and variant (a backend, or the eager baseline); extra_info
 carries the case's counted bytes and FLOPs, so rates and roofline fractions can be
@@ -12,12 +12,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recperf.benchmarks import allocator, fm_cases
+from recperf.benchmarks import allocator, registry
 from recperf.benchmarks.runner import train_step, variants
 
 allocator.keep_freed_memory()  # as `recperf bench` does: time kernels, not page faults
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-CASES = fm_cases.default_cases(DEVICE)
+CASES = registry.default_cases(DEVICE)
 
 
 def _params():

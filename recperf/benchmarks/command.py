@@ -1,0 +1,108 @@
+"""`recperf bench`: run the microbenchmarks (the main job), or compare two result files,
+plot one, or regenerate the index of committed results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+
+def add_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument(
+        "--filter", action="append", help="keep cases whose name contains this (repeatable)"
+    )
+    bench.add_argument("--dtype", help="comma-separated dtypes, e.g. float32,bfloat16")
+    bench.add_argument("--json", help="also write the rows and run metadata to this file")
+    bench.add_argument("--plot", help="write a PNG: roofline fraction and speedup per op")
+    bench.add_argument("--from", dest="from_json", help="plot this result file instead of running")
+    bench.add_argument("--repeats", type=int, default=7, help="timed runs per variant (CPU)")
+    bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    bench.add_argument("--quick", action="store_true", help="tiny shapes (a smoke test)")
+    bench.add_argument(
+        "--cold-allocator",
+        action="store_true",
+        help="keep glibc's default of unmapping freed blocks (page faults in the timings)",
+    )
+    bench.add_argument(
+        "--compare", nargs=2, metavar=("BASE", "NEW"), help="compare two result files; no run"
+    )
+    bench.add_argument(
+        "--threshold", type=float, default=0.10, help="--compare: slowdown that counts (0.10)"
+    )
+    bench.add_argument(
+        "--index", metavar="DIR", help="regenerate DIR/README.md from its JSON files"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(width=200)
+    if args.compare:
+        from recperf.benchmarks.compare import compare
+
+        return compare(*args.compare, args.threshold, console)
+    if args.index:
+        from recperf.benchmarks.results_index import write_index
+
+        console.print(f"wrote {write_index(args.index)}")
+        return 0
+    if args.from_json:
+        if not args.plot:
+            console.print("error: --from needs --plot", style="red")
+            return 2
+        from recperf.benchmarks.plot import plot
+
+        payload = json.loads(Path(args.from_json).read_text())
+        console.print(f"wrote {plot(payload['rows'], payload['meta'], args.plot)}")
+        return 0
+    return _run_cases(args, console)
+
+
+def _run_cases(args: argparse.Namespace, console: Console) -> int:
+    from tqdm import tqdm
+
+    from recperf.benchmarks import allocator, registry, report, roofline, runner
+
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+    dtypes = args.dtype.split(",") if args.dtype else None
+    cases = registry.select(registry.default_cases(device, args.quick), args.filter, dtypes)
+    if not cases:
+        print("error: no benchmark case matches the filters", file=sys.stderr)
+        return 2
+    warm_allocator = not args.cold_allocator and allocator.keep_freed_memory()
+    # Inductor's pool of compile workers would keep competing with the timed kernels.
+    from torch._inductor import config as inductor_config
+
+    inductor_config.compile_threads = 1
+    ceilings = roofline.measure_ceilings(device, quick=args.quick)
+    bar = tqdm(cases, desc="recperf bench", unit="case", file=sys.stderr)
+    rows = runner.run(
+        bar,
+        device,
+        ceilings,
+        compile_baseline=not args.no_compile,
+        repeats=2 if args.quick else args.repeats,
+        progress=lambda name: bar.set_postfix_str(name[:60]),
+    )
+    report.print_table(rows, ceilings)
+    meta = report.metadata(device, ceilings, sys.argv)
+    meta["cpu_allocator"] = "keeps freed memory" if warm_allocator else "default"
+    if args.json:
+        report.write_json(args.json, rows, meta)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from recperf.benchmarks.plot import plot
+
+        print(f"wrote {plot([r.as_dict() for r in rows], meta, args.plot)}")
+    return 1 if any(r.error for r in rows) else 0

@@ -1,6 +1,7 @@
 """The ``recperf`` command: ``info`` (what was built), ``bench`` (the main job: the
-microbenchmarks on this machine's device; also --compare, --plot, --index) and
-``a2a-sim`` (the all-to-all cost model)."""
+microbenchmarks on this machine's device; also --compare, --plot, --index),
+``train`` and ``scaling`` (the models on synthetic or real data), ``a2a-sim`` (the
+all-to-all cost model) and ``probe`` (LoKA's per-layer FP8 plan)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,18 @@ def parser() -> argparse.ArgumentParser:
     bench_command.add_arguments(bench)
     bench.set_defaults(func=bench_command.run)
 
+    from recperf.train import command as train_command
+
+    train = sub.add_parser("train", help="train a model on synthetic data or a data file")
+    train_command.add_arguments(train)
+    train.set_defaults(func=train_command.run)
+
+    from recperf.train import scaling
+
+    scale = sub.add_parser("scaling", help="Wukong's upscaling sweep: FLOPs vs held-out NE")
+    scaling.add_arguments(scale)
+    scale.set_defaults(func=scaling.run)
+
     from recperf.distributed import simulate
 
     sim = sub.add_parser(
@@ -56,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
     )
     simulate.add_arguments(sim)
     sim.set_defaults(func=simulate.run)
+
+    from recperf.loka import command as probe_command
+
+    probe = sub.add_parser("probe", help="LoKA: probe a model, plan FP8 where safe and fast")
+    probe_command.add_arguments(probe)
+    probe.set_defaults(func=probe_command.run)
     return p
 
 

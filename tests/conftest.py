@@ -38,3 +38,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_spec():
+    """A feature spec small enough for every model test: 3 dense features, 5 sparse ones
+    (cardinalities 1, primes and a tiny one) and one sequence."""
+    from recperf.models import FeatureSpec, SequenceSpec
+
+    return FeatureSpec(
+        ("d0", "d1", "d2"),
+        ("s0", "s1", "s2", "s3", "s4"),
+        (7, 11, 13, 3, 29),
+        (SequenceSpec("history", 17, 6),),
+    )

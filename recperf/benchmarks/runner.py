@@ -12,11 +12,12 @@ import torch
 
 from recperf.benchmarks.fm_cases import FMCase
 from recperf.benchmarks.linear_norm_cases import LinearNormCase
+from recperf.benchmarks.model_cases import ModelCase
 from recperf.benchmarks.roofline import Ceilings
 from recperf.benchmarks.timing import Timing, rotating, sets_to_exceed, time_cpu, time_cuda
 
 BASELINE = "eager"
-Case = FMCase | LinearNormCase
+Case = FMCase | LinearNormCase | ModelCase
 
 
 @dataclass
@@ -61,10 +62,10 @@ def train_step(fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], object]:
 
 def variants(case: Case, device: torch.device, compile_baseline: bool) -> dict:
     """Every backend that runs the case, the eager baseline, torch.compile of it, and the
-    case's own extra baselines (third-party rows, a loop over groups)."""
+    case's own extra baselines (third-party rows, a loop over groups) and compiled rows."""
     out = {b: case.op_fn(b) for b in case.backends(device)}
     out[BASELINE] = case.eager_fn()
-    if compile_baseline:
+    if compile_baseline and case.with_compile:
         # Every case compiles the same eager code at new shapes: start each from a clean
         # cache, or dynamo's recompile limit ends the run.
         torch._dynamo.reset()
@@ -72,6 +73,9 @@ def variants(case: Case, device: torch.device, compile_baseline: bool) -> dict:
     extra = getattr(case, "extra_variants", None)
     if extra is not None:
         out.update(extra(device))
+    compiled = getattr(case, "compiled_variants", None)
+    if compile_baseline and compiled is not None:
+        out.update(compiled(device))
     return out
 
 
@@ -91,7 +95,7 @@ def run_case(
     ]
     reference = case.reference(first)
     rows = []
-    for name, fn in variants(case, device, compile_baseline and case.with_compile).items():
+    for name, fn in variants(case, device, compile_baseline).items():
         row = Row(
             case=case.name,
             op=case.op,

@@ -43,8 +43,12 @@ def test_bench_quick_writes_every_variant(tmp_path, capsys):
     cases = {r["case"] for r in rows}
     fm = {c for c in cases if c.startswith("fm_")}
     assert len(fm) == 6  # three FM ops, forward and forward+backward
-    assert len(cases - fm) == 5  # linear_norm: two recipes x two directions, one grouped
-    for case in cases:
+    models = {c for c in cases if " train step " in c}
+    assert len(models) == 4  # one training step of each model
+    assert len(cases - fm - models) == 5  # linear_norm: 2 recipes x 2 directions, 1 grouped
+    for case in models:
+        assert {r["variant"] for r in rows if r["case"] == case} == {"auto", "eager"}
+    for case in cases - models:
         variants = {r["variant"] for r in rows if r["case"] == case}
         assert {"torch", "eager"} <= variants and "triton" not in variants
         assert "cpp" in variants or not case.startswith("fm_")

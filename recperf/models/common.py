@@ -1,0 +1,216 @@
+"""Parts every model shares: the config fields, the embedding arch (one nn.EmbeddingBag per
+sparse feature, the dense MLP, sequence tables), the MLP block and the over-arch, and the
+``CTRModel`` base (input checks, loss).
+
+Every linear layer followed by a norm is a ``recperf.nn.LinearNorm`` (MLP blocks are
+Linear -> LayerNorm -> ReLU), so a LoKA plan can switch its recipe; a linear with no norm
+after it (an MLP's last layer, the logit) stays ``nn.Linear``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recperf.models.batch import Batch, FeatureSpec, SequenceSpec, check_batch
+from recperf.nn import LinearNorm
+
+__all__ = [
+    "MLP",
+    "Batch",
+    "CTRModel",
+    "EmbeddingArch",
+    "FeatureSpec",
+    "ModelConfig",
+    "OverArch",
+    "SequenceSpec",
+]
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model has. Defaults are sized for a CPU: the scaling sweep and a GPU
+    run widen them.
+
+    dim: embedding dimension d of every token.
+    dense_hidden: hidden widths of the dense MLP (num_dense -> ... -> d, one token).
+    over_hidden: hidden widths of the over-arch (interaction output -> ... -> 1 logit).
+    pooling: nn.EmbeddingBag mode of the sparse features ("sum" or "mean").
+    recipe: linear_norm recipe of every LinearNorm ("fp32" here: the CPU has no bf16 or
+        FP8 matrix units; pass "bf16" or an FP8 recipe on a GPU).
+    backend: recperf op backend ("auto": the dispatcher's default).
+    check_inputs: validate every batch in forward (skipped under torch.compile).
+    """
+
+    dim: int = 16
+    dense_hidden: tuple[int, ...] = (64,)
+    over_hidden: tuple[int, ...] = (64,)
+    pooling: str = "sum"
+    recipe: str = "fp32"
+    backend: str = "auto"
+    check_inputs: bool = True
+
+    def as_dict(self) -> dict:
+        """JSON-ready (tuples as lists, nested configs as dicts), for checkpoints."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+class MLP(nn.Module):
+    """in -> [LinearNorm(h) -> ReLU] per hidden width -> nn.Linear(out) when ``out``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: tuple[int, ...],
+        out: int | None,
+        recipe: str = "fp32",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [LinearNorm(width, h, recipe=recipe, backend=backend), nn.ReLU()]
+            width = h
+        if out is not None:
+            layers.append(nn.Linear(width, out))
+            width = out
+        self.layers = nn.Sequential(*layers)
+        self.out_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class EmbeddingArch(nn.Module):
+    """Batch -> tokens X [B, n, d]: the dense token (when there are dense features), one
+    token per sparse feature, and, with ``pool_sequences``, one mean-pooled token per
+    sequence (how models without a sequence arch see it). ``sequence_tokens`` gives the
+    sequences token by token [B, T, d] for InterFormer."""
+
+    def __init__(self, spec: FeatureSpec, config: ModelConfig, pool_sequences: bool) -> None:
+        super().__init__()
+        if config.pooling not in ("sum", "mean"):
+            raise ValueError(f"pooling must be 'sum' or 'mean', got {config.pooling!r}")
+        d = config.dim
+        self.spec, self.dim, self.pool_sequences = spec, d, pool_sequences
+        self.tables = nn.ModuleList(
+            nn.EmbeddingBag(c, d, mode=config.pooling) for c in spec.cardinalities
+        )
+        self.dense = (
+            MLP(spec.num_dense, config.dense_hidden, d, config.recipe, config.backend)
+            if spec.num_dense
+            else None
+        )
+        # mode="sum" with per-sample weights 1/length: a masked mean over a padded [B, T]
+        # without data-dependent shapes (torch.compile keeps one graph).
+        self.seq_tables = nn.ModuleList(
+            nn.EmbeddingBag(s.vocab, d, mode="sum") for s in spec.sequences
+        )
+        for table in (*self.tables, *self.seq_tables):
+            nn.init.normal_(table.weight, std=1 / math.sqrt(d))
+
+    @property
+    def num_tokens(self) -> int:
+        pooled = len(self.spec.sequences) if self.pool_sequences else 0
+        return int(self.dense is not None) + self.spec.num_sparse + pooled
+
+    @property
+    def num_features(self) -> int:
+        """Tokens other than the dense one (what DMT splits into towers)."""
+        return self.num_tokens - int(self.dense is not None)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        dense = self.dense_token(batch)
+        tokens = [] if dense is None else [dense]
+        tokens += [self.token(batch, f) for f in range(self.num_features)]
+        return torch.stack(tokens, dim=1)
+
+    def token(self, batch: Batch, feature: int) -> torch.Tensor:
+        """One feature's token [B, d]; features are numbered as the tokens after the dense
+        one: sparse features, then (with pool_sequences) pooled sequences."""
+        if feature < self.spec.num_sparse:
+            return self.tables[feature](batch.ids[feature], batch.offsets[feature])
+        s = feature - self.spec.num_sparse
+        table, ids, lengths = self.seq_tables[s], batch.seq_ids[s], batch.seq_lengths[s]
+        mask = sequence_mask(lengths, ids.shape[1])
+        weights = mask.to(table.weight.dtype) / lengths.unsqueeze(1).to(table.weight.dtype)
+        return table(ids, per_sample_weights=weights)
+
+    def dense_token(self, batch: Batch) -> torch.Tensor | None:
+        return None if self.dense is None else self.dense(batch.dense)
+
+    def sequence_tokens(self, batch: Batch) -> list[torch.Tensor]:
+        """Each sequence as [B, T, d], padded positions zeroed."""
+        out = []
+        seqs = zip(self.seq_tables, batch.seq_ids, batch.seq_lengths, strict=True)
+        for table, ids, lengths in seqs:
+            mask = sequence_mask(lengths, ids.shape[1])
+            out.append(F.embedding(ids, table.weight) * mask.unsqueeze(-1))
+        return out
+
+
+def feature_linear(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
+    """A linear over the feature axis of x [B, n, d] -> [B, n_out, d]."""
+    return linear(x.transpose(1, 2)).transpose(1, 2)
+
+
+def sequence_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """[B, T] bool: position t of row b holds an item (t < lengths[b])."""
+    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+class OverArch(nn.Module):
+    """The top MLP: [B, in] -> logits [B]."""
+
+    def __init__(self, in_features: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.mlp = MLP(in_features, config.over_hidden, 1, config.recipe, config.backend)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x).squeeze(-1)
+
+
+class CTRModel(nn.Module):
+    """Base of the four models: ``forward(batch) -> logits [B]``; ``loss(batch)``."""
+
+    name = "model"
+
+    def __init__(self, spec: FeatureSpec, config: ModelConfig) -> None:
+        super().__init__()
+        self.spec, self.config = spec, config
+
+    def check(self, batch: Batch) -> None:
+        if self.config.check_inputs and not torch.compiler.is_compiling():
+            check_batch(batch, self.spec)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean binary cross-entropy of the batch's labels."""
+        if batch.labels is None:
+            raise ValueError("loss needs a batch with labels")
+        return F.binary_cross_entropy_with_logits(self(batch), batch.labels.to(torch.float32))
+
+    def describe(self) -> dict:
+        """What a checkpoint must match to be loaded into this model: the architecture
+        (recipe, backend and input checks may change between runs)."""
+        return {
+            "model": self.name,
+            "spec": self.spec.as_dict(),
+            "config": _architecture(self.config.as_dict()),
+        }
+
+
+RUNTIME_FIELDS = ("recipe", "backend", "check_inputs")
+
+
+def _architecture(config: dict) -> dict:
+    return {
+        k: _architecture(v) if isinstance(v, dict) else v
+        for k, v in config.items()
+        if k not in RUNTIME_FIELDS
+    }

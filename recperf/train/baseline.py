@@ -48,7 +48,8 @@ def logistic_regression(
 ) -> np.ndarray:
     """Fit on ``train`` with Adam; click probabilities of ``test``'s rows.
 
-    The defaults are tuned, not handicapped: on the default synthetic data (1M rows) this
+    The defaults are tuned, not handicapped: on the synthetic data (1M rows; measured with
+    the generator's earlier Zipf exponent 1.1 and Bayes AUC 0.80) this
     recipe's logit correlates 0.96 with the true first-order part and its AUC is within
     0.005 of that part's own AUC, the ceiling of any first-order model. (The earlier
     lr 0.02 overfitted the rare values: AUC 0.636 where 0.68 is reachable.)"""

@@ -18,9 +18,17 @@ export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/recperf-triton-cache}"
 unset TRITON_INTERPRET
 PY="${PYTHON:-python3}"
 status=0
+# The whole script stops within BUDGET_S: each step gets its own limit or what is left.
+BUDGET_S="${BUDGET_S:-470}"
 step() {  # step NAME TIMEOUT_S COMMAND...
     local name=$1 limit=$2; shift 2
-    local start=$SECONDS
+    local start=$SECONDS left=$((BUDGET_S - SECONDS))
+    if [ "$left" -le 5 ]; then
+        echo "=== $name: skipped, the ${BUDGET_S}s budget is spent"
+        status=1
+        return 1
+    fi
+    [ "$limit" -le "$left" ] || limit=$left
     echo "=== $name (limit ${limit}s)"
     timeout "$limit" "$@"
     local rc=$?

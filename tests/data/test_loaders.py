@@ -28,10 +28,9 @@ from recperf.data import (
 )
 from recperf.data.criteo import COLUMNS, DENSE, SPARSE
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "samples"
 CRITEO = DATA / "criteo_sample" / "criteo_sample.txt"
 TAOBAO = DATA / "taobao_tiny"
-needs_samples = pytest.mark.skipif(not CRITEO.exists(), reason="no ../shared/data samples")
 
 
 def raw_columns(path: Path) -> dict[str, list[str]]:
@@ -101,7 +100,6 @@ def test_hash_sequences_policy():
 # -- the real samples --------------------------------------------------------------------
 
 
-@needs_samples
 def test_criteo_sample():
     data = load_criteo(CRITEO, buckets=1000)
     raw = raw_columns(CRITEO)
@@ -129,7 +127,6 @@ def test_criteo_sample():
     assert raw["I2"][1] == "-1" and data.dense[1, 1] == 0.0 and data.dense[0, 0] == 0.0
 
 
-@needs_samples
 def test_criteo_signed_and_raw_transforms():
     signed = load_criteo(CRITEO, buckets=100, negative="signed")
     assert signed.dense[1, 1] == pytest.approx(-math.log(2.0))
@@ -137,7 +134,6 @@ def test_criteo_signed_and_raw_transforms():
     assert raw.dense[0, 2] == 260.0 and raw.dense[1, 1] == -1.0
 
 
-@needs_samples
 def test_taobao_sample_columns_and_sequences():
     data = load_taobao(TAOBAO / "train_sample.csv", buckets=500, max_len=4)
     raw = raw_columns(TAOBAO / "train_sample.csv")
@@ -166,7 +162,6 @@ def test_taobao_sample_columns_and_sequences():
     assert data.dense[0, 0] == pytest.approx(math.log1p(3.9))
 
 
-@needs_samples
 def test_load_picks_the_format_and_the_directory_gives_the_valid_file():
     assert detect_format(CRITEO) == "criteo"
     assert detect_format(TAOBAO / "train_sample.csv") == "taobao"
@@ -177,7 +172,6 @@ def test_load_picks_the_format_and_the_directory_gives_the_valid_file():
     assert "valid_sample.csv" in train.report["split"]
 
 
-@needs_samples
 def test_a_file_without_a_valid_file_is_split():
     train, valid = load_train_valid(CRITEO, valid_fraction=0.2, seed=3, buckets=100)
     assert (len(train), len(valid)) == (160, 40) and "random 0.2" in valid.report["split"]

@@ -17,10 +17,9 @@ from recperf.data import load_train_valid
 from recperf.models.registry import MODELS, build_model
 from recperf.train.loop import TrainConfig, predict, train
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data" / "samples"
 CRITEO = DATA / "criteo_sample" / "criteo_sample.txt"
 TAOBAO = DATA / "taobao_tiny"
-pytestmark = pytest.mark.skipif(not CRITEO.exists(), reason="no ../shared/data samples")
 QUIET = [
     "--no-progress",
     "--threads",

@@ -1,6 +1,6 @@
 """Parts every model shares: the config fields, the embedding arch (one nn.EmbeddingBag per
-sparse feature, the dense MLP, sequence tables), the MLP block and the over-arch, and the
-``CTRModel`` base (input checks, loss).
+sparse feature, the dense MLP, sequence tables), the MLP block and the over-arch, the
+``CTRModel`` base (input checks, loss), and the token-stack shape Wukong and DHEN share.
 
 Every linear layer followed by a norm is a ``recperf.nn.LinearNorm`` (MLP blocks are
 Linear -> LayerNorm -> ReLU), so a LoKA plan can switch its recipe; a linear with no norm
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -26,9 +27,11 @@ __all__ = [
     "CTRModel",
     "EmbeddingArch",
     "FeatureSpec",
+    "LayerStack",
     "ModelConfig",
     "OverArch",
     "SequenceSpec",
+    "TokenStackModel",
 ]
 
 
@@ -214,3 +217,40 @@ def _architecture(config: dict) -> dict:
         for k, v in config.items()
         if k not in RUNTIME_FIELDS
     }
+
+
+class LayerStack(nn.Module):
+    """Token layers in sequence, each told the previous one's token count:
+    [B, n_in, d] -> [B, n_out, d]. ``make_layer(n_in)`` returns a layer with ``n_out``."""
+
+    def __init__(self, make_layer: Callable[[int], nn.Module], n_in: int, count: int) -> None:
+        super().__init__()
+        layers = []
+        for _ in range(count):
+            layers.append(make_layer(n_in))
+            n_in = layers[-1].n_out
+        self.layers = nn.Sequential(*layers)
+        self.n_out = n_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class TokenStackModel(CTRModel):
+    """Embeddings (sequences mean-pooled into tokens) -> a body [B, n, d] -> [B, n_out, d]
+    -> over-arch: the shape Wukong and DHEN share."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        config: ModelConfig,
+        make_body: Callable[[int, ModelConfig], nn.Module],
+    ) -> None:
+        super().__init__(spec, config)
+        self.embedding = EmbeddingArch(spec, config, pool_sequences=True)
+        self.body = make_body(self.embedding.num_tokens, config)
+        self.over = OverArch(self.body.n_out * config.dim, config)
+
+    def forward(self, batch) -> torch.Tensor:
+        self.check(batch)
+        return self.over(self.body(self.embedding(batch)).flatten(1))

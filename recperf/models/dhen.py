@@ -30,11 +30,10 @@ from torch import nn
 from recperf.models.attention import EncoderLayer
 from recperf.models.common import (
     MLP,
-    CTRModel,
-    EmbeddingArch,
     FeatureSpec,
+    LayerStack,
     ModelConfig,
-    OverArch,
+    TokenStackModel,
     feature_linear,
 )
 from recperf.nn import FMInteraction, GroupedLinearNorm, LinearNorm
@@ -202,35 +201,18 @@ class DHENLayer(nn.Module):
         return self.norm(y + short)
 
 
-class DHENBody(nn.Module):
+class DHENBody(LayerStack):
     """The layer stack: [B, n_in, d] -> [B, n_out, d]."""
 
     def __init__(self, n_in: int, config: DHENConfig) -> None:
-        super().__init__()
         check_dhen_config(config)
-        layers = []
-        for _ in range(config.layers):
-            layers.append(DHENLayer(n_in, config))
-            n_in = layers[-1].n_out
-        self.layers = nn.Sequential(*layers)
-        self.n_out = n_in
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        super().__init__(lambda n: DHENLayer(n, config), n_in, config.layers)
 
 
-class DHEN(CTRModel):
+class DHEN(TokenStackModel):
     """Embeddings (sequences mean-pooled into tokens) -> DHEN layers -> over-arch."""
 
     name = "dhen"
 
     def __init__(self, spec: FeatureSpec, config: DHENConfig | None = None) -> None:
-        config = config or DHENConfig()
-        super().__init__(spec, config)
-        self.embedding = EmbeddingArch(spec, config, pool_sequences=True)
-        self.body = DHENBody(self.embedding.num_tokens, config)
-        self.over = OverArch(self.body.n_out * config.dim, config)
-
-    def forward(self, batch) -> torch.Tensor:
-        self.check(batch)
-        return self.over(self.body(self.embedding(batch)).flatten(1))
+        super().__init__(spec, config or DHENConfig(), DHENBody)

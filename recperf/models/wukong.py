@@ -21,11 +21,10 @@ from torch import nn
 
 from recperf.models.common import (
     MLP,
-    CTRModel,
-    EmbeddingArch,
     FeatureSpec,
+    LayerStack,
     ModelConfig,
-    OverArch,
+    TokenStackModel,
     feature_linear,
 )
 from recperf.nn import FMInteraction
@@ -70,36 +69,19 @@ class WukongLayer(nn.Module):
         return self.norm(torch.cat((fmb, lcb), dim=1) + res)
 
 
-class WukongBody(nn.Module):
+class WukongBody(LayerStack):
     """The layer stack: [B, n_in, d] -> [B, n_F + n_L, d]."""
 
     def __init__(self, n_in: int, config: WukongConfig) -> None:
-        super().__init__()
         if config.layers < 1:
             raise ValueError(f"layers must be >= 1, got {config.layers}")
-        layers = []
-        for _ in range(config.layers):
-            layers.append(WukongLayer(n_in, config))
-            n_in = layers[-1].n_out
-        self.layers = nn.Sequential(*layers)
-        self.n_out = n_in
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        super().__init__(lambda n: WukongLayer(n, config), n_in, config.layers)
 
 
-class Wukong(CTRModel):
+class Wukong(TokenStackModel):
     """Embeddings (sequences mean-pooled into tokens) -> Wukong layers -> over-arch."""
 
     name = "wukong"
 
     def __init__(self, spec: FeatureSpec, config: WukongConfig | None = None) -> None:
-        config = config or WukongConfig()
-        super().__init__(spec, config)
-        self.embedding = EmbeddingArch(spec, config, pool_sequences=True)
-        self.body = WukongBody(self.embedding.num_tokens, config)
-        self.over = OverArch(self.body.n_out * config.dim, config)
-
-    def forward(self, batch) -> torch.Tensor:
-        self.check(batch)
-        return self.over(self.body(self.embedding(batch)).flatten(1))
+        super().__init__(spec, config or WukongConfig(), WukongBody)

@@ -17,14 +17,23 @@ def compiled_kernel(kernel: str):
     return getattr(torch.ops.recperf_kernels, kernel)
 
 
+_registered: set[tuple[str, str]] = set()
+
+
 def has_compiled_kernel(kernel: str, dispatch_key: str) -> bool:
-    """Whether recperf._C registered recperf_kernels::<kernel> for CPU or CUDA."""
+    """Whether recperf._C registered recperf_kernels::<kernel> for CPU or CUDA. Asked on
+    every op call: a kernel once found is remembered (registrations are never undone)."""
+    if (kernel, dispatch_key) in _registered:
+        return True
     try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(
+        found = torch._C._dispatch_has_kernel_for_dispatch_key(
             f"recperf_kernels::{kernel}", dispatch_key
         )
     except RuntimeError:  # no such op in this build
         return False
+    if found:
+        _registered.add((kernel, dispatch_key))
+    return found
 
 
 def cuda_kernel_missing(kernel: str) -> str | None:

@@ -12,15 +12,6 @@ from recperf.train import checkpoint
 from recperf.train.loop import TrainConfig, make_optimizer, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models on a shared 2-core machine: a second OpenMP thread only adds waiting.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     config = SyntheticConfig(rows=600, sequence_length=5)

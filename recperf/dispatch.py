@@ -68,9 +68,11 @@ class Implementation:
     available: Callable[[], str | None] = lambda: None
     limits: Callable[[Inputs], str | None] = lambda inputs: None
 
-    def not_supported_reasons(self, inputs: Inputs) -> list[str]:
+    def not_supported_reasons(self, inputs: Inputs, check_available: bool = True) -> list[str]:
+        """Why these inputs cannot run here; ``check_available=False`` leaves out whether
+        this machine's build has the backend (LoKA plans for another device's build)."""
         reasons = []
-        missing = self.available()
+        missing = self.available() if check_available else None
         if missing:
             reasons.append(missing)
         if inputs.device.type not in self.devices:

@@ -47,20 +47,6 @@ def _inputs(site: Site, rows: int, recipe: str, device, dtype) -> dispatch.Input
     return dispatch.Inputs(torch.device(device), dtype, shape, options)
 
 
-def _target_reasons(impl: dispatch.Implementation, inputs: dispatch.Inputs) -> list[str]:
-    """not_supported_reasons without ``available`` (a property of the target's build)."""
-    reasons = []
-    if inputs.device.type not in impl.devices:
-        reasons.append(f"device {inputs.device.type!r} not in {sorted(impl.devices)}")
-    if inputs.dtype not in impl.dtypes:
-        reasons.append(f"dtype {inputs.dtype} not supported")
-    if not reasons:
-        limit = impl.limits(inputs)
-        if limit:
-            reasons.append(limit)
-    return reasons
-
-
 def candidates(
     site: Site, rows: int, device: str | torch.device, dtype: torch.dtype, for_target: bool
 ) -> tuple[list[Candidate], dict[Candidate, str]]:
@@ -82,8 +68,7 @@ def candidates(
                 if impl is None:
                     reasons.append(f"no {kernel} implementation")
                     break
-                found = _target_reasons(impl, inputs) if for_target else None
-                reasons += found if for_target else impl.not_supported_reasons(inputs)
+                reasons += impl.not_supported_reasons(inputs, check_available=not for_target)
             if reasons:
                 declined[pair] = "; ".join(dict.fromkeys(reasons))
             else:

@@ -52,3 +52,12 @@ def tiny_spec():
         (7, 11, 13, 3, 29),
         (SequenceSpec("history", 17, 6),),
     )
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: a second OpenMP thread only adds waiting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

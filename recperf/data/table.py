@@ -77,11 +77,12 @@ class CTRData:
         """Training batches forever from step ``start_step``: epochs of shuffled rows, a
         short last batch dropped (the first one kept when the data set is smaller)."""
         per_epoch = max(1, len(self) // batch_size)
-        step = start_step
+        step, order = start_step, (None, None)
         while True:
             epoch, i = divmod(step, per_epoch)
-            rows = self.order(epoch, seed)[i * batch_size : (i + 1) * batch_size]
-            yield self.batch(np.sort(rows))
+            if order[0] != epoch:  # a permutation of a million rows costs about a Wukong step
+                order = (epoch, self.order(epoch, seed))
+            yield self.batch(np.sort(order[1][i * batch_size : (i + 1) * batch_size]))
             step += 1
 
     def eval_batches(self, batch_size: int) -> Iterator[Batch]:

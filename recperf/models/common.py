@@ -141,8 +141,7 @@ class EmbeddingArch(nn.Module):
             return self.tables[feature](batch.ids[feature], batch.offsets[feature])
         s = feature - self.spec.num_sparse
         table, ids, lengths = self.seq_tables[s], batch.seq_ids[s], batch.seq_lengths[s]
-        mask = sequence_mask(lengths, ids.shape[1])
-        weights = mask.to(table.weight.dtype) / lengths.unsqueeze(1).to(table.weight.dtype)
+        weights = mean_weights(lengths, ids.shape[1], table.weight.dtype)
         return table(ids, per_sample_weights=weights)
 
     def dense_token(self, batch: Batch) -> torch.Tensor | None:
@@ -166,6 +165,12 @@ def feature_linear(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
 def sequence_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
     """[B, T] bool: position t of row b holds an item (t < lengths[b])."""
     return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def mean_weights(lengths: torch.Tensor, T: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B, T] per-sample weights that make a sum-mode EmbeddingBag over a padded [B, T]
+    the mean of each row's items: 1 / length on items, 0 on padding."""
+    return sequence_mask(lengths, T).to(dtype) / lengths.unsqueeze(1).to(dtype)
 
 
 class OverArch(nn.Module):

@@ -11,8 +11,7 @@ from torch import nn
 
 from recperf.data.table import CTRData
 from recperf.models.batch import Batch, FeatureSpec
-from recperf.models.common import sequence_mask
-from recperf.train.loop import batches
+from recperf.models.common import mean_weights
 
 
 class LogisticRegression(nn.Module):
@@ -33,7 +32,7 @@ class LogisticRegression(nn.Module):
         for table, ids, lengths in zip(
             self.seq_tables, batch.seq_ids, batch.seq_lengths, strict=True
         ):
-            w = sequence_mask(lengths, ids.shape[1]).float() / lengths.unsqueeze(1)
+            w = mean_weights(lengths, ids.shape[1], table.weight.dtype)
             z = z + table(ids, per_sample_weights=w).squeeze(-1)
         return z
 
@@ -57,7 +56,7 @@ def logistic_regression(
     model = LogisticRegression(train.spec)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * max(1, len(train) // batch_size)
-    for _, batch in zip(range(steps), batches(train, batch_size, seed=seed), strict=False):
+    for _, batch in zip(range(steps), train.batches(batch_size, seed=seed), strict=False):
         loss = nn.functional.binary_cross_entropy_with_logits(model(batch), batch.labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -116,21 +116,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> Optimizers:
     return Optimizers(model, config)
 
 
-def batches(data: CTRData, batch_size: int, start_step: int = 0, seed: int = 0):
-    """The batches of ``CTRData.batches`` (the same rows in the same order), with each
-    epoch's row order computed once instead of once per batch (a permutation of a million
-    rows costs about as much as a Wukong step)."""
-    per_epoch = max(1, len(data) // batch_size)
-    step, cached = start_step, (None, None)
-    while True:
-        epoch, i = divmod(step, per_epoch)
-        if cached[0] != epoch:
-            cached = (epoch, data.order(epoch, seed))
-        rows = cached[1][i * batch_size : (i + 1) * batch_size]
-        yield data.batch(np.sort(rows))
-        step += 1
-
-
 @torch.no_grad()
 def init_embeddings(model: nn.Module, std: float) -> None:
     """Draw every embedding table of ``model`` afresh from N(0, std^2)."""
@@ -188,7 +173,7 @@ def train(
         unit="step", file=sys.stderr, disable=not c.progress,
     )  # fmt: skip
     seen, elapsed = 0, 0.0
-    stream = batches(data, c.batch_size, start_step=start, seed=c.seed)
+    stream = data.batches(c.batch_size, start_step=start, seed=c.seed)
     for step in range(start, steps):
         batch = next(stream).to(device)
         t0 = time.perf_counter()

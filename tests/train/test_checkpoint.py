@@ -11,6 +11,8 @@ from recperf.models.registry import build_model
 from recperf.train import checkpoint
 from recperf.train.loop import TrainConfig, make_optimizer, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def data():

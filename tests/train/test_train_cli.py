@@ -17,6 +17,8 @@ from recperf.data import load_train_valid
 from recperf.models.registry import MODELS, build_model
 from recperf.train.loop import TrainConfig, predict, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "samples"
 CRITEO = DATA / "criteo_sample" / "criteo_sample.txt"
 TAOBAO = DATA / "taobao_tiny"

@@ -1,8 +1,12 @@
 // recperf._C: the compiled op library.
 //
-// Two namespaces:
+// Three namespaces:
 //   recperf          the public ops (schemas only here; their device kernels are the
-//                    Python dispatcher in recperf.ops, which picks a backend per call)
+//                    Python dispatcher in recperf.ops, which picks a backend per call,
+//                    and on the CPU a compiled fast path in front of it)
+//   recperf_dispatch the Python dispatcher of the public ops that have a CPU fast path,
+//                    which calls it when the fast path does not apply
+//                    (csrc/ops/fast_path.h); not for direct use
 //   recperf_kernels  the compiled backends: one op per kernel, a CPU implementation in
 //                    csrc/ops/*.cpp and a CUDA one in csrc/cuda/*_binding.cpp
 // Each op family adds its schemas with TORCH_LIBRARY_FRAGMENT in its own file.
@@ -17,6 +21,8 @@
 #endif
 
 TORCH_LIBRARY(recperf, m) {}
+
+TORCH_LIBRARY(recperf_dispatch, m) {}
 
 TORCH_LIBRARY(recperf_kernels, m) {
   // What the build can tell about itself, for `recperf info`.

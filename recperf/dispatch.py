@@ -13,6 +13,10 @@ op asks :func:`choose` which one to run:
    validated it (:mod:`recperf.validated`).
 
 When nothing fits, one ``ValueError`` lists every backend and why it declined.
+
+On the CPU the hot ops (FM, linear_norm) have a compiled kernel in front of this
+dispatcher (csrc/ops/fast_path.h): it runs the cpp kernel itself when this dispatcher is
+certain to pick it, and calls this dispatcher for everything else (:func:`device_kernel`).
 """
 
 from __future__ import annotations
@@ -113,11 +117,17 @@ def use_backend(name: str) -> Iterator[None]:
     """Force ``name`` for every op called inside the block (the ``backend`` argument of
     an op still wins)."""
     _check_name(name, "use_backend(name)")
+    # The compiled CPU fast path (csrc/ops/fast_path.h) steps aside while this is open.
+    counted = name != "cpp"
+    if counted:
+        torch.ops.recperf_kernels.forcing_blocks(1)
     token = _forced.set(name)
     try:
         yield
     finally:
         _forced.reset(token)
+        if counted:
+            torch.ops.recperf_kernels.forcing_blocks(-1)
 
 
 def forced_backend(requested: str = "auto") -> str:
@@ -180,6 +190,24 @@ def choose(kernel: str, inputs: Inputs, requested: str = "auto") -> Implementati
             ]
     detail = "; ".join(f"{b}: {', '.join(r)}" for b, r in sorted(declined.items()))
     raise ValueError(f"{kernel}: no backend can run these inputs ({detail})")
+
+
+def device_kernel(op: str, fast_cpu_path: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator: ``fn`` (checks, then :func:`choose`) becomes the CPU and CUDA kernel of
+    the public op ``recperf::<op>``. With ``fast_cpu_path`` the op's CPU kernel is
+    compiled (csrc/ops/fast_path.h) and ``fn`` becomes, on the CPU, the kernel of the op's
+    ``recperf_dispatch`` twin, which the compiled kernel calls when its fast path does
+    not apply."""
+
+    def register(fn: Callable) -> Callable:
+        if fast_cpu_path:
+            torch.library.register_kernel(f"recperf::{op}", "cuda", fn)
+            torch.library.register_kernel(f"recperf_dispatch::{op}", "cpu", fn)
+        else:
+            torch.library.register_kernel(f"recperf::{op}", ("cpu", "cuda"), fn)
+        return fn
+
+    return register
 
 
 def _check_name(name: object, what: str, allow_auto: bool = False) -> None:

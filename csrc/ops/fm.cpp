@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cpu/add_norm_rows.h"
 #include "cpu/row_norm.h"
 #include "cpu/small_gemm.h"
 #include "fm_checks.h"
@@ -161,42 +162,50 @@ void pairwise_bwd(const at::Tensor& grad, const at::Tensor& x, bool include_self
 // ---------------------------------------------------------------------------------------
 // fm_projected: F = x . (x^T . P), never forming x . x^T.
 
-// Workspace of one thread for the projected kernels.
+// Workspace of one thread for the projected kernels. T and gT sit side by side in
+// tg = [T | gT] (d x 2k), and G beside P in ga = [G | P] (n x 2k), so that
+// grad_x = G . T^T + P . gT^T is one GEMM of depth 2k, ga . tg^T (the backward's only
+// GEMM whose output is as wide as d).
 struct ProjectedScratch {
-  std::vector<float> xbuf, t, t_panels, f, g, g_panels, gt, gx;
-  // Panel buffers hold any of the packed operands (n x k, d x k, k x d).
-  ProjectedScratch(int64_t n, int64_t d, int64_t k)
-      : xbuf(n * d), t(d * k), t_panels(panel_size(n, d, k)), f(n * k), g(n * k),
-        g_panels(panel_size(n, d, k)), gt(d * k), gx(n * d) {}
+  std::vector<float> xbuf, tg, panels, f, g, ga, gx;
+  // p (n x k) is given for the backward kernels, which need ga and gx.
+  ProjectedScratch(int64_t n, int64_t d, int64_t k, const float* p = nullptr)
+      : xbuf(n * d), tg(d * 2 * k), panels(panel_size(n, d, k)), f(n * k), g(n * k),
+        ga(p ? n * 2 * k : 0), gx(p ? n * d : 0) {
+    for (int64_t r = 0; p && r < n; ++r) std::copy(p + r * k, p + (r + 1) * k, &ga[r * 2 * k + k]);
+  }
+  // One panel buffer serves every packed operand (n x k, d x k, 2k x d).
   static int64_t panel_size(int64_t n, int64_t d, int64_t k) {
-    const int64_t m = std::max({n, d, k});
+    const int64_t m = std::max({n, d, 2 * k});
     return packed_b_size(m, m);
   }
 };
 
-// T = x^T . P  (d x k), then F = x . T  (n x k), for one example.
+// T = x^T . P  (d x k, into tg), then F = x . T  (n x k), for one example.
 void projected_forward_example(const float* xb, const float* p_panels, int64_t n, int64_t d,
                                int64_t k, ProjectedScratch& s, float* f) {
-  gemm_packed(d, k, n, xb, 1, d, p_panels, s.t.data(), k, false);
-  pack_b(s.t.data(), k, 1, d, k, s.t_panels.data());
-  gemm_packed(n, k, d, xb, d, 1, s.t_panels.data(), f, k, false);
+  const int64_t ld = 2 * k;
+  gemm_packed(d, k, n, xb, 1, d, p_panels, s.tg.data(), ld, false);
+  pack_b(s.tg.data(), ld, 1, d, k, s.panels.data());
+  gemm_packed(n, k, d, xb, d, 1, s.panels.data(), f, k, false);
 }
 
-// Given G = dL/dF (n x k) in s.g and T in s.t: grad_x = G.T^T + P.(x^T.G)^T into s.gx,
+// Given G = dL/dF (n x k) in s.g and T in tg: grad_x = G.T^T + P.(x^T.G)^T into s.gx,
 // and grad_P += x . (x^T . G) into gp.
-void projected_backward_example(const float* xb, const float* p, int64_t n, int64_t d,
-                                int64_t k, ProjectedScratch& s, float* gp) {
-  // gT = x^T . G  (d x k)
-  pack_b(s.g.data(), k, 1, n, k, s.g_panels.data());
-  gemm_packed(d, k, n, xb, 1, d, s.g_panels.data(), s.gt.data(), k, false);
-  // grad_x = G . T^T + P . gT^T  (n x d)
-  pack_b(s.t.data(), 1, k, k, d, s.t_panels.data());
-  gemm_packed(n, d, k, s.g.data(), k, 1, s.t_panels.data(), s.gx.data(), d, false);
-  pack_b(s.gt.data(), 1, k, k, d, s.g_panels.data());
-  gemm_packed(n, d, k, p, k, 1, s.g_panels.data(), s.gx.data(), d, true);
+void projected_backward_example(const float* xb, int64_t n, int64_t d, int64_t k,
+                                ProjectedScratch& s, float* gp) {
+  const int64_t ld = 2 * k;
+  float* gt = s.tg.data() + k;
+  // gT = x^T . G  (d x k), beside T
+  pack_b(s.g.data(), k, 1, n, k, s.panels.data());
+  gemm_packed(d, k, n, xb, 1, d, s.panels.data(), gt, ld, false);
+  // grad_x = [G | P] . [T | gT]^T  (n x d)
+  for (int64_t r = 0; r < n; ++r) std::copy(&s.g[r * k], &s.g[(r + 1) * k], &s.ga[r * ld]);
+  pack_b(s.tg.data(), 1, ld, ld, d, s.panels.data());
+  gemm_packed(n, d, ld, s.ga.data(), ld, 1, s.panels.data(), s.gx.data(), d, false);
   // grad_P += x . gT  (n x k)
-  pack_b(s.gt.data(), k, 1, d, k, s.g_panels.data());
-  gemm_packed(n, k, d, xb, d, 1, s.g_panels.data(), gp, k, true);
+  pack_b(gt, ld, 1, d, k, s.panels.data());
+  gemm_packed(n, k, d, xb, d, 1, s.panels.data(), gp, k, true);
 }
 
 template <typename scalar_t>
@@ -230,14 +239,14 @@ void projected_bwd(const at::Tensor& grad, const at::Tensor& x, const at::Tensor
   ThreadPartials gp(n * k);
   scalar_t* gx_base = grad_x.data_ptr<scalar_t>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    ProjectedScratch s(n, d, k);
+    ProjectedScratch s(n, d, k, p.const_data_ptr<float>());
     float* gp_local = gp.local();
     for (int64_t b = b0; b < b1; ++b) {
       const float* xb = example_f32<scalar_t>(x, b, s.xbuf.data());
       load_matrix(grad.const_data_ptr<scalar_t>() + b * grad.stride(0), n, k, grad.stride(1),
                   grad.stride(2), s.g.data());
-      gemm_packed(d, k, n, xb, 1, d, p_panels.data(), s.t.data(), k, false);
-      projected_backward_example(xb, p.const_data_ptr<float>(), n, d, k, s, gp_local);
+      gemm_packed(d, k, n, xb, 1, d, p_panels.data(), s.tg.data(), 2 * k, false);  // T
+      projected_backward_example(xb, n, d, k, s, gp_local);
       store_row(s.gx.data(), n * d, gx_base + b * n * d);
     }
   });
@@ -292,7 +301,7 @@ void projected_norm_bwd(const at::Tensor& grad, const at::Tensor& x, const at::T
   ThreadPartials gp(features), gw(features), gb(features);
   scalar_t* gx_base = grad_x.data_ptr<scalar_t>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    ProjectedScratch s(n, d, k);
+    ProjectedScratch s(n, d, k, p.const_data_ptr<float>());
     std::vector<float> dy(features);
     float* gp_local = gp.local();
     float* gw_local = gw.local();
@@ -303,26 +312,11 @@ void projected_norm_bwd(const at::Tensor& grad, const at::Tensor& x, const at::T
       const cpu::Moments norm = row_moments(s.f.data(), features, eps);
       load_matrix(grad.const_data_ptr<scalar_t>() + b * grad.stride(0), 1, features, 0,
                   grad.stride(1), dy.data());
-      // Layer-norm backward: with xhat = (f - mean) * rstd and h = dy * w,
-      // dF = rstd * (h - mean(h) - xhat * mean(h * xhat)).
-      double h_sum = 0.0, hx_sum = 0.0;
-      float* xhat = s.f.data();
-      for (int64_t i = 0; i < features; ++i) {
-        xhat[i] = (xhat[i] - norm.mean) * norm.rstd;
-        const float h = w_ptr ? dy[i] * w_ptr[i] : dy[i];
-        gw_local[i] += dy[i] * xhat[i];
-        gb_local[i] += dy[i];
-        h_sum += h;
-        hx_sum += static_cast<double>(h) * xhat[i];
-      }
-      const float h_mean = static_cast<float>(h_sum / features);
-      const float hx_mean = static_cast<float>(hx_sum / features);
-      for (int64_t i = 0; i < features; ++i) {
-        const float h = w_ptr ? dy[i] * w_ptr[i] : dy[i];
-        s.g[i] = norm.rstd * (h - h_mean - xhat[i] * hx_mean);
-      }
-      // s.t still holds x^T . P from the forward recomputation.
-      projected_backward_example(xb, p.const_data_ptr<float>(), n, d, k, s, gp_local);
+      // Layer-norm backward into G = dL/dF (vectorized; the row is n * k long).
+      cpu::layer_norm_backward_row(s.f.data(), dy.data(), features, norm, w_ptr, s.g.data(),
+                                   gw_local, gb_local);
+      // tg still holds T = x^T . P from the forward recomputation.
+      projected_backward_example(xb, n, d, k, s, gp_local);
       store_row(s.gx.data(), n * d, gx_base + b * n * d);
     }
   });
@@ -425,25 +419,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fm_projected_norm_bwd
 
 }  // namespace
 
-// Public ops: device kernels, fake kernels and autograd live in recperf/ops/fm.py.
+namespace {
+
+// The public FM ops: defined in recperf, and in recperf_dispatch for their Python
+// dispatcher on the CPU (csrc/ops/fast_path.h). Their Python device and fake kernels are
+// in recperf/ops/fm.py, their CPU fast path in fm_fast_path.cpp, autograd in autograd.cpp.
+const char* const kFmSchemas[] = {
+    "fm_pairwise(Tensor x, bool include_self=False, str backend=\"auto\") -> Tensor",
+    "fm_pairwise_backward(Tensor grad, Tensor x, bool include_self=False, "
+    "str backend=\"auto\") -> Tensor",
+    "fm_projected(Tensor x, Tensor proj, str backend=\"auto\") -> Tensor",
+    "fm_projected_backward(Tensor grad, Tensor x, Tensor proj, str backend=\"auto\") "
+    "-> (Tensor, Tensor)",
+    "fm_projected_norm(Tensor x, Tensor proj, Tensor? weight=None, Tensor? bias=None, "
+    "float eps=1e-05, str backend=\"auto\") -> Tensor",
+    "fm_projected_norm_backward(Tensor grad, Tensor x, Tensor proj, Tensor? weight, "
+    "Tensor? bias, float eps=1e-05, str backend=\"auto\") "
+    "-> (Tensor, Tensor, Tensor, Tensor)",
+};
+
+}  // namespace
+
 TORCH_LIBRARY_FRAGMENT(recperf, m) {
   const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  m.def("fm_pairwise(Tensor x, bool include_self=False, str backend=\"auto\") -> Tensor",
-        tags);
-  m.def("fm_pairwise_backward(Tensor grad, Tensor x, bool include_self=False, "
-        "str backend=\"auto\") -> Tensor",
-        tags);
-  m.def("fm_projected(Tensor x, Tensor proj, str backend=\"auto\") -> Tensor", tags);
-  m.def("fm_projected_backward(Tensor grad, Tensor x, Tensor proj, str backend=\"auto\") "
-        "-> (Tensor, Tensor)",
-        tags);
-  m.def("fm_projected_norm(Tensor x, Tensor proj, Tensor? weight=None, Tensor? bias=None, "
-        "float eps=1e-05, str backend=\"auto\") -> Tensor",
-        tags);
-  m.def("fm_projected_norm_backward(Tensor grad, Tensor x, Tensor proj, Tensor? weight, "
-        "Tensor? bias, float eps=1e-05, str backend=\"auto\") "
-        "-> (Tensor, Tensor, Tensor, Tensor)",
-        tags);
+  for (const char* schema : kFmSchemas) m.def(schema, tags);
+}
+
+TORCH_LIBRARY_FRAGMENT(recperf_dispatch, m) {
+  for (const char* schema : kFmSchemas) m.def(schema);
 }
 
 // Compiled kernels: CPU here, CUDA in csrc/cuda/fm_binding.cpp.

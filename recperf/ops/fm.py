@@ -2,8 +2,10 @@
 ``fm_projected_norm`` (schemas in csrc/ops/fm.cpp).
 
 Here: their argument checks, their device kernels (which validate, then ask the
-dispatcher for a backend), their fake kernels for ``torch.compile``, their autograd
-(whose backward is the ``*_backward`` recperf op), and the typed wrappers.
+dispatcher for a backend; on CPU tensors a compiled fast path runs first, see
+csrc/ops/fm_fast_path.cpp), their fake kernels for ``torch.compile``, and the typed
+wrappers. Their autograd (whose backward is the ``*_backward`` recperf op) is C++, in
+csrc/ops/autograd.cpp.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def _run(kernel: str, x: torch.Tensor, proj: torch.Tensor | None, backend: str, 
 # fm_pairwise
 
 
-@torch.library.register_kernel("recperf::fm_pairwise", ("cpu", "cuda"))
+@dispatch.device_kernel("fm_pairwise", fast_cpu_path=True)
 def _fm_pairwise_kernel(x, include_self=False, backend="auto"):
     _check_x(x)
     return _run("fm_pairwise_fwd", x, None, backend, x, include_self)
@@ -101,7 +103,7 @@ def _fm_pairwise_fake(x, include_self=False, backend="auto"):
     return x.new_empty((x.shape[0], pair_count(x.shape[1], include_self)))
 
 
-@torch.library.register_kernel("recperf::fm_pairwise_backward", ("cpu", "cuda"))
+@dispatch.device_kernel("fm_pairwise_backward", fast_cpu_path=True)
 def _fm_pairwise_backward_kernel(grad, x, include_self=False, backend="auto"):
     _check_x(x)
     check_grad(grad, x, (x.shape[0], pair_count(x.shape[1], include_self)))
@@ -115,28 +117,11 @@ def _fm_pairwise_backward_fake(grad, x, include_self=False, backend="auto"):
     return torch.empty_like(x)
 
 
-def _pairwise_setup(ctx, inputs, output):
-    x, include_self, backend = inputs
-    ctx.save_for_backward(x)
-    ctx.include_self, ctx.backend = include_self, backend
-
-
-def _pairwise_backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    grad_x = _ops.fm_pairwise_backward(grad, x, ctx.include_self, ctx.backend)
-    return grad_x, None, None
-
-
-torch.library.register_autograd(
-    "recperf::fm_pairwise", _pairwise_backward, setup_context=_pairwise_setup
-)
-
-
 # ------------------------------------------------------------------------------------
 # fm_projected
 
 
-@torch.library.register_kernel("recperf::fm_projected", ("cpu", "cuda"))
+@dispatch.device_kernel("fm_projected", fast_cpu_path=True)
 def _fm_projected_kernel(x, proj, backend="auto"):
     _check_proj(x, proj)
     return _run("fm_projected_fwd", x, proj, backend, x, proj)
@@ -149,7 +134,7 @@ def _fm_projected_fake(x, proj, backend="auto"):
     return x.new_empty((x.shape[0], x.shape[1], proj.shape[1]))
 
 
-@torch.library.register_kernel("recperf::fm_projected_backward", ("cpu", "cuda"))
+@dispatch.device_kernel("fm_projected_backward", fast_cpu_path=True)
 def _fm_projected_backward_kernel(grad, x, proj, backend="auto"):
     _check_proj(x, proj)
     check_grad(grad, x, (x.shape[0], x.shape[1], proj.shape[1]))
@@ -163,28 +148,11 @@ def _fm_projected_backward_fake(grad, x, proj, backend="auto"):
     return torch.empty_like(x), torch.empty_like(proj)
 
 
-def _projected_setup(ctx, inputs, output):
-    x, proj, backend = inputs
-    ctx.save_for_backward(x, proj)
-    ctx.backend = backend
-
-
-def _projected_backward(ctx, grad):
-    x, proj = ctx.saved_tensors
-    grad_x, grad_proj = _ops.fm_projected_backward(grad, x, proj, ctx.backend)
-    return grad_x, grad_proj, None
-
-
-torch.library.register_autograd(
-    "recperf::fm_projected", _projected_backward, setup_context=_projected_setup
-)
-
-
 # ------------------------------------------------------------------------------------
 # fm_projected_norm
 
 
-@torch.library.register_kernel("recperf::fm_projected_norm", ("cpu", "cuda"))
+@dispatch.device_kernel("fm_projected_norm", fast_cpu_path=True)
 def _fm_projected_norm_kernel(x, proj, weight=None, bias=None, eps=1e-5, backend="auto"):
     _check_norm(x, proj, weight, bias, eps)
     return _run("fm_projected_norm_fwd", x, proj, backend, x, proj, weight, bias, eps)
@@ -197,7 +165,7 @@ def _fm_projected_norm_fake(x, proj, weight=None, bias=None, eps=1e-5, backend="
     return x.new_empty((x.shape[0], x.shape[1] * proj.shape[1]))
 
 
-@torch.library.register_kernel("recperf::fm_projected_norm_backward", ("cpu", "cuda"))
+@dispatch.device_kernel("fm_projected_norm_backward", fast_cpu_path=True)
 def _fm_projected_norm_backward_kernel(grad, x, proj, weight, bias, eps=1e-5, backend="auto"):
     _check_norm(x, proj, weight, bias, eps)
     check_grad(grad, x, (x.shape[0], x.shape[1] * proj.shape[1]))
@@ -211,32 +179,6 @@ def _fm_projected_norm_backward_fake(grad, x, proj, weight, bias, eps=1e-5, back
     grad_w = torch.empty_like(weight) if weight is not None else x.new_empty(0)
     grad_b = torch.empty_like(bias) if bias is not None else x.new_empty(0)
     return torch.empty_like(x), torch.empty_like(proj), grad_w, grad_b
-
-
-def _norm_setup(ctx, inputs, output):
-    x, proj, weight, bias, eps, backend = inputs
-    ctx.save_for_backward(x, proj, weight, bias)
-    ctx.eps, ctx.backend = eps, backend
-
-
-def _norm_backward(ctx, grad):
-    x, proj, weight, bias = ctx.saved_tensors
-    grad_x, grad_proj, grad_w, grad_b = _ops.fm_projected_norm_backward(
-        grad, x, proj, weight, bias, ctx.eps, ctx.backend
-    )
-    return (
-        grad_x,
-        grad_proj,
-        grad_w if weight is not None else None,
-        grad_b if bias is not None else None,
-        None,
-        None,
-    )
-
-
-torch.library.register_autograd(
-    "recperf::fm_projected_norm", _norm_backward, setup_context=_norm_setup
-)
 
 
 # ------------------------------------------------------------------------------------

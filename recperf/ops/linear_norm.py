@@ -2,9 +2,16 @@
 (schemas in csrc/ops/linear_norm.cpp): y = Norm(x . W^T + bias + residual), norm in
 {layer, rms, none}, the three GEMMs in the precision of a recipe (recperf.ops.recipes).
 
-Here: their checks, device kernels (dispatch), fake kernels, autograd (the backward op
-recomputes the forward GEMM rather than saving the pre-norm activations), and the typed
-wrappers, which also flatten leading batch dims of x.
+Here: their checks, device kernels (dispatch; on CPU tensors a compiled fast path runs
+first, csrc/ops/linear_norm_fast_path.cpp), fake kernels and the typed wrappers, which
+also flatten leading batch dims of x. Their autograd is C++ (csrc/ops/autograd.cpp).
+
+Training: on CPU tensors the autograd runs ``*_forward``, which also returns the forward
+GEMM's fp32 product (``preact``, M x N, what plain torch keeps for its layer norm too),
+and hands it to ``*_backward``, which then skips recomputing that GEMM. On the GPU the
+backward recomputes it (the fused Triton kernels' choice: M x N fp32 less per layer).
+Backends without a ``*_preact`` kernel take the product from the reference GEMM in the
+forward and recompute it in the backward.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from recperf.ops._checks import (
     check_same_device,
     check_tensor,
 )
+from recperf.ops.linear_norm_ref import preact_ref
 from recperf.ops.recipes import NORMS, recipe
 
 _ops = torch.ops.recperf
@@ -104,13 +112,15 @@ def _empty_grads(x, weight, bias, residual, norm_weight, norm_bias):
 def _register(op: str, grouped: bool) -> None:
     fwd_kernel, bwd_kernel = f"{op}_fwd", f"{op}_bwd"
 
+    def choose(kernel, x, weight, norm, recipe, backend):
+        requested = "torch" if x.shape[-2] == 0 else backend  # no rows: nothing to launch
+        return dispatch.choose(kernel, _inputs(x, weight, norm, recipe, grouped), requested)
+
     def kernel(x, weight, bias=None, residual=None, norm_weight=None, norm_bias=None,
                norm="layer", eps=1e-5, recipe="bf16", backend="auto"):  # fmt: skip
         args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe)
         check_linear_norm(*args, grouped)
-        requested = "torch" if x.shape[-2] == 0 else backend  # no rows: nothing to launch
-        impl = dispatch.choose(fwd_kernel, _inputs(x, weight, norm, recipe, grouped), requested)
-        return impl.fn(*args)
+        return choose(fwd_kernel, x, weight, norm, recipe, backend).fn(*args)
 
     def fake(x, weight, bias=None, residual=None, norm_weight=None, norm_bias=None,
              norm="layer", eps=1e-5, recipe="bf16", backend="auto"):  # fmt: skip
@@ -120,41 +130,68 @@ def _register(op: str, grouped: bool) -> None:
         dispatch.forced_backend(backend)
         return x.new_empty((*x.shape[:-1], weight.shape[-2]))
 
+    def forward_kernel(x, weight, bias=None, residual=None, norm_weight=None, norm_bias=None,
+                       norm="layer", eps=1e-5, recipe="bf16", backend="auto"):  # fmt: skip
+        args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe)
+        check_linear_norm(*args, grouped)
+        impl = choose(fwd_kernel, x, weight, norm, recipe, backend)
+        keeping = dispatch.implementations(f"{fwd_kernel}_preact").get(impl.backend)
+        if keeping is not None:
+            return keeping.fn(*args)
+        return impl.fn(*args), preact_ref(x, weight, recipe)
+
+    def forward_fake(x, weight, bias=None, residual=None, norm_weight=None, norm_bias=None,
+                     norm="layer", eps=1e-5, recipe="bf16", backend="auto"):  # fmt: skip
+        out = fake(x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe, backend)
+        return out, out.new_empty(out.shape, dtype=preact_dtype(x))
+
     def backward_kernel(grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps,
-                        recipe, backend="auto"):  # fmt: skip
+                        recipe, backend="auto", preact=None):  # fmt: skip
         args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe)
         check_linear_norm(*args, grouped)
         _check_grad(grad, x, weight)
-        requested = "torch" if x.shape[-2] == 0 else backend
-        impl = dispatch.choose(bwd_kernel, _inputs(x, weight, norm, recipe, grouped), requested)
+        impl = choose(bwd_kernel, x, weight, norm, recipe, backend)
+        if preact is not None:
+            _check_preact(preact, x, weight)
+            from_preact = dispatch.implementations(f"{bwd_kernel}_preact").get(impl.backend)
+            if from_preact is not None:
+                return from_preact.fn(grad, *args, preact)
         return impl.fn(grad, *args)
 
     def backward_fake(grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps,
-                      recipe, backend="auto"):  # fmt: skip
+                      recipe, backend="auto", preact=None):  # fmt: skip
         check_linear_norm(
             x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe, grouped
         )
         _check_grad(grad, x, weight)
+        if preact is not None:
+            _check_preact(preact, x, weight)
         return _empty_grads(x, weight, bias, residual, norm_weight, norm_bias)
 
-    def setup_context(ctx, inputs, output):
-        x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe, backend = inputs
-        ctx.save_for_backward(x, weight, bias, residual, norm_weight, norm_bias)
-        ctx.options = (norm, eps, recipe, backend)
+    for name, device_fn, fake_fn in (
+        (op, kernel, fake),
+        (f"{op}_forward", forward_kernel, forward_fake),
+        (f"{op}_backward", backward_kernel, backward_fake),
+    ):
+        dispatch.device_kernel(name, fast_cpu_path=True)(device_fn)
+        torch.library.register_fake(f"recperf::{name}", fake_fn)
 
-    def autograd_backward(ctx, grad):
-        saved = ctx.saved_tensors
-        grads = getattr(_ops, f"{op}_backward")(grad, *saved, *ctx.options)
-        grads = tuple(g if t is not None else None for g, t in zip(grads, saved, strict=True))
-        return (*grads, None, None, None, None)
 
-    torch.library.register_kernel(f"recperf::{op}", ("cpu", "cuda"), kernel)
-    torch.library.register_fake(f"recperf::{op}", fake)
-    torch.library.register_kernel(f"recperf::{op}_backward", ("cpu", "cuda"), backward_kernel)
-    torch.library.register_fake(f"recperf::{op}_backward", backward_fake)
-    torch.library.register_autograd(
-        f"recperf::{op}", autograd_backward, setup_context=setup_context
-    )
+def preact_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype of the forward GEMM's kept product: the reference's accumulation dtype."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _check_preact(preact, x, weight) -> None:
+    check_tensor(preact, "preact")
+    expected = (*x.shape[:-1], weight.shape[-2])
+    if tuple(preact.shape) != expected:
+        raise ValueError(
+            f"preact must have the output's shape {expected}, got {tuple(preact.shape)}"
+        )
+    check_same_device(preact, "preact", x, "x")
+    if preact.dtype != preact_dtype(x):
+        raise TypeError(f"preact must be {preact_dtype(x)} for x of {x.dtype}, got {preact.dtype}")
 
 
 def _check_grad(grad, x, weight) -> None:

@@ -15,7 +15,11 @@ from recperf.ops.backends import (
     triton_launcher,
     triton_missing,
 )
-from recperf.ops.linear_norm_ref import linear_norm_backward_ref, linear_norm_ref
+from recperf.ops.linear_norm_ref import (
+    linear_norm_backward_ref,
+    linear_norm_preact_ref,
+    linear_norm_ref,
+)
 
 KERNELS = (
     "linear_norm_fwd",
@@ -23,12 +27,22 @@ KERNELS = (
     "grouped_linear_norm_fwd",
     "grouped_linear_norm_bwd",
 )
+# The training forward that also returns its GEMM's product, and the backward that starts
+# from it instead of recomputing it (recperf.ops.linear_norm): only the backends whose
+# forward materializes that product anyway. The others' forward gets it from the
+# reference GEMM, and their backward recomputes it.
+PREACT_KERNELS = (
+    "linear_norm_fwd_preact",
+    "linear_norm_bwd_preact",
+    "grouped_linear_norm_fwd_preact",
+    "grouped_linear_norm_bwd_preact",
+)
 
 TORCH_FNS = {
     "linear_norm_fwd": linear_norm_ref,
     "linear_norm_bwd": linear_norm_backward_ref,
-    "grouped_linear_norm_fwd": linear_norm_ref,  # the reference takes leading dims
-    "grouped_linear_norm_bwd": linear_norm_backward_ref,
+    "linear_norm_fwd_preact": linear_norm_preact_ref,
+    "linear_norm_bwd_preact": linear_norm_backward_ref,  # takes preact last
 }
 
 # The Triton kernels keep one output row block of N in registers for the fused norm.
@@ -59,13 +73,14 @@ def _triton_limits(inputs: dispatch.Inputs) -> str | None:
     return None
 
 
-for _kernel in KERNELS:
+for _kernel in (*KERNELS, *PREACT_KERNELS):
+    _plain = _kernel.removeprefix("grouped_")  # the reference and composite take leading dims
     for _backend, _device, _key in (("cpp", "cpu", "CPU"), ("cuda", "cuda", "CUDA")):
         dispatch.register(
             dispatch.Implementation(
                 kernel=_kernel,
                 backend=_backend,
-                fn=getattr(composite, _kernel.removeprefix("grouped_")),
+                fn=getattr(composite, _plain),
                 devices=frozenset({_device}),
                 dtypes=KERNEL_DTYPES,
                 available=lambda key=_key: _compiled_missing(key),
@@ -76,11 +91,13 @@ for _kernel in KERNELS:
         dispatch.Implementation(
             kernel=_kernel,
             backend="torch",
-            fn=TORCH_FNS[_kernel],
+            fn=TORCH_FNS[_plain],
             devices=frozenset({"cpu", "cuda"}),
             dtypes=frozenset(FLOAT_DTYPES),
         )
     )
+    if _kernel in PREACT_KERNELS:
+        continue
     dispatch.register(
         dispatch.Implementation(
             kernel=_kernel,

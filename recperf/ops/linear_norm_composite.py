@@ -66,17 +66,26 @@ def gemm(a: torch.Tensor, b: torch.Tensor, precision: GemmPrecision) -> torch.Te
     return (qa.float() @ qb.float().transpose(-2, -1)) * (sa * sb.transpose(-2, -1))
 
 
-def linear_norm_fwd(x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name):
-    z = gemm(x, weight, recipe(recipe_name).forward)
-    return _k.add_norm(z, bias, residual, norm_weight, norm_bias, norm, eps, x.dtype)
-
-
-def linear_norm_bwd(
-    grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name
+def linear_norm_fwd_preact(
+    x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name
 ):
+    """(out, preact): the forward and its GEMM's fp32 product x . W^T, kept for the
+    backward (linear_norm_bwd_preact) so that it need not recompute it."""
+    z = gemm(x, weight, recipe(recipe_name).forward)
+    return _k.add_norm(z, bias, residual, norm_weight, norm_bias, norm, eps, x.dtype), z
+
+
+def linear_norm_fwd(x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name):
+    args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name)
+    return linear_norm_fwd_preact(*args)[0]
+
+
+def linear_norm_bwd_preact(
+    grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name, preact
+):
+    """The backward from the forward's GEMM product ``preact`` (x . W^T, fp32)."""
     rec = recipe(recipe_name)
-    z = gemm(x, weight, rec.forward)  # recomputed, not saved
-    dz, d_nw, d_nb = _k.add_norm_backward(grad, z, bias, residual, norm_weight, norm, eps)
+    dz, d_nw, d_nb = _k.add_norm_backward(grad, preact, bias, residual, norm_weight, norm, eps)
     dx = gemm(dz, weight.transpose(-2, -1), rec.dgrad)
     dw = gemm(dz.transpose(-2, -1), x.transpose(-2, -1), rec.wgrad)
     empty = x.new_empty(0)
@@ -88,3 +97,12 @@ def linear_norm_bwd(
         d_nw.to(norm_weight.dtype) if norm_weight is not None else empty,
         d_nb.to(norm_bias.dtype) if norm_bias is not None else empty,
     )
+
+
+def linear_norm_bwd(
+    grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name
+):
+    """The backward, recomputing the forward GEMM (the pre-norm activations not kept)."""
+    preact = gemm(x, weight, recipe(recipe_name).forward)
+    args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name)
+    return linear_norm_bwd_preact(grad, *args, preact)

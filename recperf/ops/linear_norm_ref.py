@@ -52,9 +52,9 @@ def _norm(z, norm, norm_weight, norm_bias, eps):
     return y, zhat
 
 
-def _pre_norm(x, weight, bias, residual, rec):
+def _pre_norm(x, weight, bias, residual, rec, preact=None):
     acc = _acc_dtype(x)
-    z = gemm(x, weight, rec.forward, acc)
+    z = gemm(x, weight, rec.forward, acc) if preact is None else preact.to(acc)
     if bias is not None:
         z = z + bias.to(acc).unsqueeze(-2)
     if residual is not None:
@@ -71,14 +71,31 @@ def linear_norm_ref(
     return _norm(z, norm, norm_weight, norm_bias, eps)[0].to(x.dtype)
 
 
+def preact_ref(x, weight, recipe_name):
+    """The forward GEMM's product x . weight^T in the recipe's precision (fp32; float64
+    for float64 x): what the backward needs of the forward besides its inputs."""
+    return gemm(x, weight, recipe(recipe_name).forward, _acc_dtype(x))
+
+
+def linear_norm_preact_ref(
+    x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name
+):  # fmt: skip
+    """(out, preact): the forward and the GEMM product its backward can start from."""
+    preact = preact_ref(x, weight, recipe_name)
+    z = _pre_norm(x, weight, bias, residual, recipe(recipe_name), preact)
+    return _norm(z, norm, norm_weight, norm_bias, eps)[0].to(x.dtype), preact
+
+
 def linear_norm_backward_ref(
     grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name,
+    preact=None,
 ):  # fmt: skip
     """(dx, dweight, dbias, dresidual, dnorm_weight, dnorm_bias); absent inputs get an
-    empty tensor. The forward GEMM is recomputed, in the recipe's precision."""
+    empty tensor. The forward GEMM is recomputed, in the recipe's precision, unless its
+    product ``preact`` is given."""
     rec = recipe(recipe_name)
     acc = _acc_dtype(x)
-    z = _pre_norm(x, weight, bias, residual, rec)
+    z = _pre_norm(x, weight, bias, residual, rec, preact)
     dy = grad.to(acc)
     empty = x.new_empty(0)
     d_nw = d_nb = empty

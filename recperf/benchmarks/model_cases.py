@@ -55,6 +55,8 @@ class ModelCase:
     direction: str = DIRECTION
     with_compile: bool = False  # the runner's compile row compiles eager_fn: see below
     dtype: torch.dtype = torch.float32  # of the embeddings and every parameter
+    # A step takes 10-100 ms on the CPU: more runs than a kernel case, for a steadier median.
+    min_repeats = 21
 
     @property
     def op(self) -> str:

@@ -14,7 +14,13 @@ from recperf.benchmarks.fm_cases import FMCase
 from recperf.benchmarks.linear_norm_cases import LinearNormCase
 from recperf.benchmarks.model_cases import ModelCase
 from recperf.benchmarks.roofline import Ceilings
-from recperf.benchmarks.timing import Timing, rotating, sets_to_exceed, time_cpu, time_cuda
+from recperf.benchmarks.timing import (
+    Timing,
+    rotating,
+    sets_to_exceed,
+    time_cpu_in_turns,
+    time_cuda,
+)
 
 BASELINE = "eager"
 Case = FMCase | LinearNormCase | ModelCase
@@ -79,6 +85,19 @@ def variants(case: Case, device: torch.device, compile_baseline: bool) -> dict:
     return out
 
 
+def _record(row: Row, timing: Timing, work, floor_s: float) -> None:
+    row.median_ms = timing.median_s * 1e3
+    row.p25_ms, row.p75_ms = timing.p25_s * 1e3, timing.p75_s * 1e3
+    row.gbps = work.bytes / timing.median_s / 1e9
+    row.tflops = work.flops / timing.median_s / 1e12
+    row.frac_of_floor = floor_s / timing.median_s
+
+
+def _record_error(row: Row, exc: Exception) -> None:
+    row.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    traceback.print_exc()
+
+
 def run_case(
     case: Case,
     device: torch.device,
@@ -94,7 +113,8 @@ def run_case(
         case.make_inputs(device, seed=i) for i in range(1, sets_to_exceed(set_bytes, device))
     ]
     reference = case.reference(first)
-    rows = []
+    repeats = max(repeats, getattr(case, "min_repeats", 0))
+    rows, calls = [], {}
     for name, fn in variants(case, device, compile_baseline).items():
         row = Row(
             case=case.name,
@@ -105,23 +125,23 @@ def run_case(
             variant=name,
             floor_ms=floor_s * 1e3,
         )
+        rows.append(row)
         try:
             with torch.no_grad():
                 row.rel_err = _rel_err(fn(first), reference)
-            call = train_step(fn) if case.direction == "fwd+bwd" else fn
-            timer = time_cuda if device.type == "cuda" else lambda f: time_cpu(f, repeats)
-            timing: Timing = timer(rotating(call, input_sets))
+            call = rotating(train_step(fn) if case.direction == "fwd+bwd" else fn, input_sets)
+            if device.type == "cuda":
+                _record(row, time_cuda(call), work, floor_s)
+            else:
+                call()  # the warm-up, here so that a variant that fails fails alone
+                calls[name] = call
         except Exception as exc:  # a variant that fails is reported, not fatal
-            row.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            traceback.print_exc()
-            rows.append(row)
-            continue
-        row.median_ms = timing.median_s * 1e3
-        row.p25_ms, row.p75_ms = timing.p25_s * 1e3, timing.p75_s * 1e3
-        row.gbps = work.bytes / timing.median_s / 1e9
-        row.tflops = work.flops / timing.median_s / 1e12
-        row.frac_of_floor = floor_s / timing.median_s
-        rows.append(row)
+            _record_error(row, exc)
+    # The CPU variants in turns (timing.time_cpu_in_turns), warmed up above.
+    timings = time_cpu_in_turns(calls, repeats, warmup=0) if calls else {}
+    for row in rows:
+        if row.variant in timings:
+            _record(row, timings[row.variant], work, floor_s)
     base = next((r for r in rows if r.variant == BASELINE and r.median_ms), None)
     for r in rows:
         if base and r.median_ms:

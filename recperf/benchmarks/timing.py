@@ -1,6 +1,6 @@
 """Timers. GPU: CUDA events through triton.testing.do_bench (warm-up, L2 flushed before
-every run) over rotating input sets; CPU: wall clock after a warm-up. Both report the
-median and the interquartile spread."""
+every run) over rotating input sets; CPU: wall clock after a warm-up, the variants of a
+case taken in turns. Both report the median and the interquartile spread."""
 
 from __future__ import annotations
 
@@ -26,14 +26,28 @@ def _summary(seconds: list[float]) -> Timing:
 
 
 def time_cpu(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> Timing:
-    for _ in range(warmup):
-        fn()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        seconds.append(time.perf_counter() - start)
-    return _summary(seconds)
+    return time_cpu_in_turns({"": fn}, repeats, warmup)[""]
+
+
+def time_cpu_in_turns(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1
+) -> dict[str, Timing]:
+    """Wall clocks of several calls taken in turns: each round times every call once, the
+    order rotated from round to round. A shared CPU's speed drifts (neighbours, clocks)
+    over a run; in turns the drift lands on every variant alike, so their ratios hold
+    where back-to-back blocks of runs would each catch a different phase of it."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names = list(fns)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            fns[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: _summary(times) for name, times in seconds.items()}
 
 
 def time_cuda(fn: Callable[[], object], warmup_ms: int = 25, rep_ms: int = 200) -> Timing:

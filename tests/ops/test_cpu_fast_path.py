@@ -12,7 +12,7 @@ from numerics import assert_close
 
 import recperf
 from recperf import dispatch
-from recperf.ops.linear_norm_ref import preact_ref
+from recperf.ops.linear_norm_ref import linear_norm_backward_ref, linear_norm_ref, preact_ref
 
 
 @pytest.fixture
@@ -179,6 +179,52 @@ def test_training_forward_keeps_the_gemm_product_and_the_backward_uses_it(backen
         assert_close(a, b, torch.float32, f"{backend} {recipe} {name}", 1e-5)
 
 
+@pytest.mark.parametrize("grouped", [0, 2])
+@pytest.mark.parametrize("backend", cpu_backends())
+def test_training_forward_against_float64(backend, grouped):
+    """out and preact of *_forward against float64 over awkward shapes (a single row, primes,
+    N not a multiple of 16) with a non-contiguous x; the backward from that preact against
+    float64 gradients."""
+    op = (
+        torch.ops.recperf.grouped_linear_norm_forward
+        if grouped
+        else torch.ops.recperf.linear_norm_forward
+    )
+    bwd = (
+        torch.ops.recperf.grouped_linear_norm_backward
+        if grouped
+        else torch.ops.recperf.linear_norm_backward
+    )
+    for M, K, N in [(1, 16, 16), (7, 37, 29), (13, 5, 3)]:
+        x, w, bias, res, nw, nb = linear_norm_tensors(torch.float32, grouped, M=M, K=K, N=N)
+        x = x.transpose(-2, -1).contiguous().transpose(-2, -1)  # column-major x
+        assert not x.is_contiguous() or M == 1
+        args = (x, w, bias, res, nw, nb, "layer", 1e-5, "fp32")
+        out, preact = op(*args, backend)
+        wide = [t.double() for t in (x, w, bias, res, nw, nb)]
+        ref_out = linear_norm_ref(*wide, "layer", 1e-5, "fp32")
+        what = f"{backend} grouped={grouped} {(M, K, N)}"
+        assert_close(out, ref_out, torch.float32, f"{what} out")
+        assert_close(preact, wide[0] @ wide[1].transpose(-2, -1), torch.float32, f"{what} preact")
+        grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(M))
+        got = bwd(grad, *args, backend, preact)
+        want = linear_norm_backward_ref(grad.double(), *wide, "layer", 1e-5, "fp32")
+        for name, g, r in zip(("dx", "dw", "db", "dres", "dnw", "dnb"), got, want, strict=True):
+            assert_close(g, r, torch.float32, f"{what} {name}", 2e-5)
+
+
+def test_training_forward_rejects_bad_input():
+    x, w = torch.randn(4, 8), torch.randn(6, 8)
+    with pytest.raises(ValueError, match=r"weight.shape\[-1\] must be x's in features K = 8"):
+        torch.ops.recperf.linear_norm_forward(x, w[:, :5])
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        torch.ops.recperf.linear_norm_forward(x.int(), w)
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        torch.ops.recperf.linear_norm_forward(x, w, recipe="fp4")
+    with pytest.raises(ValueError, match=r"weight.shape\[0\] must be x's group count 2"):
+        torch.ops.recperf.grouped_linear_norm_forward(x.expand(2, 4, 8), w.expand(3, 6, 8))
+
+
 def test_opcheck_training_forward_and_backward_with_preact():
     x, w, bias, res, nw, nb = linear_norm_tensors(torch.float32, M=5, K=16, N=8)
     args = (x, w, bias, res, nw, nb, "layer", 1e-5, "fp32")
@@ -191,4 +237,9 @@ def test_opcheck_training_forward_and_backward_with_preact():
     g = linear_norm_tensors(torch.float32, grouped=2, M=5, K=16, N=8)
     torch.library.opcheck(
         torch.ops.recperf.grouped_linear_norm_forward.default, (*g, "layer", 1e-5, "bf16")
+    )
+    g_preact = g[0] @ g[1].transpose(-2, -1)
+    torch.library.opcheck(
+        torch.ops.recperf.grouped_linear_norm_backward.default,
+        (torch.randn(2, 5, 8), *g, "layer", 1e-5, "bf16", "auto", g_preact),
     )

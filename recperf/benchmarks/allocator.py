@@ -15,6 +15,7 @@ import ctypes.util
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_INT_MAX = 2**31 - 1
 
 
 def keep_freed_memory() -> bool:
@@ -26,5 +27,9 @@ def keep_freed_memory() -> bool:
     libc = ctypes.CDLL(name)
     if not hasattr(libc, "mallopt"):
         return False
+    # int mallopt(int, int): declared, so that a value out of int's range raises instead
+    # of being masked (1 << 62 once became a trim threshold of 0: every free trimmed).
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    libc.mallopt.restype = ctypes.c_int
     ok = libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1  # glibc's largest allowed value
-    return ok and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 62) == 1
+    return ok and libc.mallopt(_M_TRIM_THRESHOLD, _INT_MAX) == 1

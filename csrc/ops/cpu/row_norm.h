@@ -14,7 +14,10 @@ struct Moments {
 Moments row_moments(const float* f, int64_t count, double eps);
 
 // out[i] = (f[i] - mean) * rstd * w[i] + b[i]; w and b may be null. out may alias f.
+// stream_out writes around the caches (non-temporal stores, where the CPU has AVX-512 and
+// out is 64-byte aligned): for rows of a large output that nothing reads soon, it saves
+// reading each line before writing it.
 void layer_norm_apply(const float* f, int64_t count, Moments m, const float* w,
-                      const float* b, float* out);
+                      const float* b, float* out, bool stream_out = false);
 
 }  // namespace recperf::cpu

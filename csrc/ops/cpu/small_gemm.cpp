@@ -33,11 +33,12 @@ RECPERF_ALWAYS_INLINE void tile(int64_t depth, const float* A, int64_t rsa, int6
 }
 
 // ROWS x (2 kPanelWidth) tile over two adjacent panels: two B loads feed 2 * ROWS FMAs,
-// easing the load ports that bound the one-panel tile on AVX-512.
+// easing the load ports that bound the one-panel tile on AVX-512. C's second panel of
+// columns starts cps floats after its first (kPanelWidth when C is row-major).
 template <int ROWS>
 RECPERF_ALWAYS_INLINE void tile2(int64_t depth, const float* A, int64_t rsa, int64_t csa,
                                  const float* panel0, const float* panel1, float* C,
-                                 int64_t ldc, int64_t nc, bool accumulate) {
+                                 int64_t ldc, int64_t cps, int64_t nc, bool accumulate) {
   vfloat acc0[ROWS], acc1[ROWS];
 #pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = vfloat{};
@@ -55,12 +56,12 @@ RECPERF_ALWAYS_INLINE void tile2(int64_t depth, const float* A, int64_t rsa, int
   for (int r = 0; r < ROWS; ++r) {
     float* c_row = C + r * ldc;
     store_vec(c_row, accumulate ? load_vec(c_row) + acc0[r] : acc0[r]);
+    float* c_next = c_row + cps;
     if (nc == 2 * kPanelWidth) {
-      store_vec(c_row + kPanelWidth,
-                accumulate ? load_vec(c_row + kPanelWidth) + acc1[r] : acc1[r]);
+      store_vec(c_next, accumulate ? load_vec(c_next) + acc1[r] : acc1[r]);
     } else {
-      for (int64_t c = kPanelWidth; c < nc; ++c)
-        c_row[c] = accumulate ? c_row[c] + acc1[r][c - kPanelWidth] : acc1[r][c - kPanelWidth];
+      for (int64_t c = 0; c < nc - kPanelWidth; ++c)
+        c_next[c] = accumulate ? c_next[c] + acc1[r][c] : acc1[r][c];
     }
   }
 }
@@ -69,23 +70,25 @@ template <int ROWS, bool WIDE>
 RECPERF_ALWAYS_INLINE void row_block(int64_t row0, int64_t diag0, int64_t ncol, int64_t depth,
                                      const float* A, int64_t rsa, int64_t csa,
                                      const float* panels, float* C, int64_t ldc,
-                                     bool accumulate, bool upper_only) {
+                                     int64_t cps, bool accumulate, bool upper_only,
+                                     PrefetchStream* prefetch) {
+  if (prefetch) prefetch->issue_block();
+  const auto c_tile = [&](int64_t c0) { return C + row0 * ldc + c0 / kPanelWidth * cps; };
   int64_t c0 = 0;
   if constexpr (WIDE) {
     for (; c0 + kPanelWidth < ncol; c0 += 2 * kPanelWidth) {
       if (upper_only && c0 + 2 * kPanelWidth <= diag0 + row0) continue;
       const int64_t nc = ncol - c0 < 2 * kPanelWidth ? ncol - c0 : 2 * kPanelWidth;
       tile2<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth,
-                  panels + (c0 + kPanelWidth) * depth, C + row0 * ldc + c0, ldc, nc,
-                  accumulate);
+                  panels + (c0 + kPanelWidth) * depth, c_tile(c0), ldc, cps, nc, accumulate);
     }
   }
   for (; c0 < ncol; c0 += kPanelWidth) {
     // A tile whose last column lies left of its first row is strictly lower.
     if (upper_only && c0 + kPanelWidth <= diag0 + row0) continue;
     const int64_t nc = ncol - c0 < kPanelWidth ? ncol - c0 : kPanelWidth;
-    tile<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth, C + row0 * ldc + c0,
-               ldc, nc, accumulate);
+    tile<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth, c_tile(c0), ldc, nc,
+               accumulate);
   }
 }
 
@@ -95,36 +98,74 @@ template <int ROWS, bool WIDE>
 RECPERF_ALWAYS_INLINE void gemm_rows(int64_t m, int64_t diag0, int64_t ncol, int64_t depth,
                                      const float* A, int64_t rsa, int64_t csa,
                                      const float* panels, float* C, int64_t ldc,
-                                     bool accumulate, bool upper_only) {
+                                     int64_t cps, bool accumulate, bool upper_only,
+                                     PrefetchStream* prefetch) {
   int64_t r0 = 0;
   for (; r0 + ROWS <= m; r0 += ROWS)
-    row_block<ROWS, WIDE>(r0, diag0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate,
-                    upper_only);
+    row_block<ROWS, WIDE>(r0, diag0, ncol, depth, A, rsa, csa, panels, C, ldc, cps,
+                          accumulate, upper_only, prefetch);
   if constexpr (ROWS > 1) {
     if (r0 < m)
-      gemm_rows<ROWS - 1, WIDE>(m - r0, diag0 + r0, ncol, depth, A + r0 * rsa, rsa, csa, panels,
-                          C + r0 * ldc, ldc, accumulate, upper_only);
+      gemm_rows<ROWS - 1, WIDE>(m - r0, diag0 + r0, ncol, depth, A + r0 * rsa, rsa, csa,
+                                panels, C + r0 * ldc, ldc, cps, accumulate, upper_only,
+                                prefetch);
   }
 }
 
+// Spreads the prefetch over the row blocks of an m-row product tiled by ROWS.
+template <int ROWS>
+RECPERF_ALWAYS_INLINE void plan_prefetch(PrefetchStream* prefetch, int64_t m) {
+  if (!prefetch) return;
+  const int64_t blocks = (m + ROWS - 1) / ROWS;
+  const int64_t per_block = (prefetch->bytes_left + blocks - 1) / blocks;
+  prefetch->bytes_per_block = (per_block + 63) / 64 * 64;
+}
+
+// (Always inlined, as is everything below the per-ISA entry points: a call would leave
+// the kernel compiled for the baseline target.)
+template <int ROWS, bool WIDE>
+RECPERF_ALWAYS_INLINE void gemm_all_rows(int64_t m, int64_t ncol, int64_t depth,
+                                         const float* A, int64_t rsa, int64_t csa,
+                                         const float* panels, float* C, int64_t ldc,
+                                         bool accumulate, bool upper_only,
+                                         PrefetchStream* prefetch, bool c_packed) {
+  plan_prefetch<ROWS>(prefetch, m);
+  if (c_packed) {
+    // Panels of pack_b's layout for an m-deep operand: rows kPanelWidth apart, panels
+    // kPanelWidth * m apart, every lane written (B's zero padding makes the padding
+    // lanes of C zero).
+    const int64_t padded = (ncol + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+    gemm_rows<ROWS, WIDE>(m, 0, padded, depth, A, rsa, csa, panels, C, kPanelWidth,
+                          kPanelWidth * m, false, false, prefetch);
+  } else {
+    gemm_rows<ROWS, WIDE>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, kPanelWidth,
+                          accumulate, upper_only, prefetch);
+  }
+  if (prefetch) prefetch->bytes_left = 0;  // what the last blocks' rounding left over
+}
+
 // The tile shape is chosen per ISA so that the accumulators plus the B rows and a
-// broadcast fit the register file without spilling: 6 x 2 panels = 12 of 32 zmm on
-// AVX-512, 6 x 1 panel = 12 of 16 ymm on AVX2, 3 x 1 panel = 12 of 16 xmm on SSE2.
+// broadcast fit the register file without spilling: 8 x 2 panels = 16 of 32 zmm on
+// AVX-512 (10 loads per 16 FMAs; 6 rows left the FM kernels' d = 128 with a 2-row tail
+// and measured 3-5% slower), 6 x 1 panel = 12 of 16 ymm on AVX2, 3 x 1 panel = 12 of 16
+// xmm on SSE2.
 #define RECPERF_GEMM_ARGS                                                                 \
   int64_t m, int64_t ncol, int64_t depth, const float *A, int64_t rsa, int64_t csa,     \
-      const float *panels, float *C, int64_t ldc, bool accumulate, bool upper_only
-#define RECPERF_GEMM_PASS m, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only
+      const float *panels, float *C, int64_t ldc, bool accumulate, bool upper_only,       \
+      PrefetchStream *prefetch, bool c_packed
+#define RECPERF_GEMM_PASS \
+  m, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only, prefetch, c_packed
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("arch=x86-64-v4"))) void gemm_avx512(RECPERF_GEMM_ARGS) {
-  gemm_rows<6, true>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only);
+  gemm_all_rows<8, true>(RECPERF_GEMM_PASS);
 }
 __attribute__((target("arch=x86-64-v3"))) void gemm_avx2(RECPERF_GEMM_ARGS) {
-  gemm_rows<6, false>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only);
+  gemm_all_rows<6, false>(RECPERF_GEMM_PASS);
 }
 #endif
 void gemm_baseline(RECPERF_GEMM_ARGS) {
-  gemm_rows<3, false>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only);
+  gemm_all_rows<3, false>(RECPERF_GEMM_PASS);
 }
 
 using GemmFn = void (*)(RECPERF_GEMM_ARGS);
@@ -167,6 +208,18 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
   }
 }
 
-void gemm_packed(RECPERF_GEMM_ARGS) { chosen_gemm().fn(RECPERF_GEMM_PASS); }
+void gemm_packed(int64_t m, int64_t ncol, int64_t depth, const float* A, int64_t rsa,
+                 int64_t csa, const float* panels, float* C, int64_t ldc, bool accumulate,
+                 bool upper_only, PrefetchStream* prefetch) {
+  chosen_gemm().fn(m, ncol, depth, A, rsa, csa, panels, C, ldc, accumulate, upper_only,
+                   prefetch, false);
+}
+
+void gemm_packed_to_panels(int64_t m, int64_t ncol, int64_t depth, const float* A,
+                           int64_t rsa, int64_t csa, const float* panels, float* C_panels,
+                           PrefetchStream* prefetch) {
+  chosen_gemm().fn(m, ncol, depth, A, rsa, csa, panels, C_panels, kPanelWidth, false, false,
+                   prefetch, true);
+}
 
 }  // namespace recperf::cpu

@@ -137,8 +137,10 @@ def run_case(
                 calls[name] = call
         except Exception as exc:  # a variant that fails is reported, not fatal
             _record_error(row, exc)
-    # The CPU variants in turns (timing.time_cpu_in_turns), warmed up above.
-    timings = time_cpu_in_turns(calls, repeats, warmup=0) if calls else {}
+    # The CPU variants in turns (timing.time_cpu_in_turns), after two more untimed runs of
+    # each: the C heap takes a few rounds of the mix of allocations to settle (until
+    # then large buffers land on fresh pages and fault them in; see allocator.py).
+    timings = time_cpu_in_turns(calls, repeats, warmup=2) if calls else {}
     for row in rows:
         if row.variant in timings:
             _record(row, timings[row.variant], work, floor_s)

@@ -7,6 +7,14 @@ namespace {
 
 static_assert(kPanelWidth == kVecWidth, "a B panel row is one vfloat");
 
+// The first nc (< kPanelWidth) lanes of v into (or added to) dst, through a stack copy:
+// indexing the accumulator itself made GCC keep every accumulator of the tile in memory.
+RECPERF_ALWAYS_INLINE void store_partial(float* dst, vfloat v, int64_t nc, bool accumulate) {
+  float lanes[kPanelWidth];
+  store_vec(lanes, v);
+  for (int64_t c = 0; c < nc; ++c) dst[c] = accumulate ? dst[c] + lanes[c] : lanes[c];
+}
+
 // One ROWS x kPanelWidth tile of C (nc <= kPanelWidth live columns):
 // the accumulators stay in registers over the whole depth.
 template <int ROWS>
@@ -27,7 +35,7 @@ RECPERF_ALWAYS_INLINE void tile(int64_t depth, const float* A, int64_t rsa, int6
     if (nc == kPanelWidth) {
       store_vec(c_row, accumulate ? load_vec(c_row) + acc[r] : acc[r]);
     } else {
-      for (int64_t c = 0; c < nc; ++c) c_row[c] = accumulate ? c_row[c] + acc[r][c] : acc[r][c];
+      store_partial(c_row, acc[r], nc, accumulate);
     }
   }
 }
@@ -60,8 +68,7 @@ RECPERF_ALWAYS_INLINE void tile2(int64_t depth, const float* A, int64_t rsa, int
     if (nc == 2 * kPanelWidth) {
       store_vec(c_next, accumulate ? load_vec(c_next) + acc1[r] : acc1[r]);
     } else {
-      for (int64_t c = 0; c < nc - kPanelWidth; ++c)
-        c_next[c] = accumulate ? c_next[c] + acc1[r][c] : acc1[r][c];
+      store_partial(c_next, acc1[r], nc - kPanelWidth, accumulate);
     }
   }
 }
@@ -115,7 +122,6 @@ RECPERF_ALWAYS_INLINE void gemm_rows(int64_t m, int64_t diag0, int64_t ncol, int
 // Spreads the prefetch over the row blocks of an m-row product tiled by ROWS.
 template <int ROWS>
 RECPERF_ALWAYS_INLINE void plan_prefetch(PrefetchStream* prefetch, int64_t m) {
-  if (!prefetch) return;
   const int64_t blocks = (m + ROWS - 1) / ROWS;
   const int64_t per_block = (prefetch->bytes_left + blocks - 1) / blocks;
   prefetch->bytes_per_block = (per_block + 63) / 64 * 64;
@@ -129,19 +135,27 @@ RECPERF_ALWAYS_INLINE void gemm_all_rows(int64_t m, int64_t ncol, int64_t depth,
                                          const float* panels, float* C, int64_t ldc,
                                          bool accumulate, bool upper_only,
                                          PrefetchStream* prefetch, bool c_packed) {
-  plan_prefetch<ROWS>(prefetch, m);
+  // A local copy the compiler keeps in registers: the caller's struct, updated in memory
+  // block after block, stalled each block's first load on a failed store forwarding.
+  PrefetchStream local;
+  PrefetchStream* stream = nullptr;
+  if (prefetch) {
+    local = *prefetch;
+    stream = &local;
+    plan_prefetch<ROWS>(stream, m);
+  }
   if (c_packed) {
     // Panels of pack_b's layout for an m-deep operand: rows kPanelWidth apart, panels
     // kPanelWidth * m apart, every lane written (B's zero padding makes the padding
     // lanes of C zero).
     const int64_t padded = (ncol + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
     gemm_rows<ROWS, WIDE>(m, 0, padded, depth, A, rsa, csa, panels, C, kPanelWidth,
-                          kPanelWidth * m, false, false, prefetch);
+                          kPanelWidth * m, false, false, stream);
   } else {
     gemm_rows<ROWS, WIDE>(m, 0, ncol, depth, A, rsa, csa, panels, C, ldc, kPanelWidth,
-                          accumulate, upper_only, prefetch);
+                          accumulate, upper_only, stream);
   }
-  if (prefetch) prefetch->bytes_left = 0;  // what the last blocks' rounding left over
+  if (prefetch) *prefetch = {};  // issued (what the blocks' rounding left over is dropped)
 }
 
 // The tile shape is chosen per ISA so that the accumulators plus the B rows and a
@@ -202,7 +216,12 @@ void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
       float* dst = panel + p * kPanelWidth;
       const float* src = B + p * rs + c0 * cs;
       int64_t c = 0;
-      for (; c < nc; ++c) dst[c] = src[c * cs];
+      if (cs == 1) {  // rows of B contiguous: a block copy the compiler vectorizes
+        __builtin_memcpy(dst, src, nc * sizeof(float));
+        c = nc;
+      } else {
+        for (; c < nc; ++c) dst[c] = src[c * cs];
+      }
       for (; c < kPanelWidth; ++c) dst[c] = 0.f;
     }
   }

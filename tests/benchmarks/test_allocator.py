@@ -42,4 +42,6 @@ def faults_per_reuse() -> float:
 )
 def test_warm_loop_reuses_kept_memory_without_page_faults():
     pages = 2 * (16 << 20) // 4096
-    assert faults_per_reuse() < pages / 20
+    # Kept: 0 here, up to 1024 on a loaded CI machine; 3056 when the trim threshold was
+    # masked to 0 (every free trimmed).
+    assert faults_per_reuse() < pages / 4

@@ -24,6 +24,7 @@ SHAPES = [
     (2, 13, 31, 5),
     (4, 5, 129, 13),
     (257, 8, 24, 4),
+    (3, 9, 20, 33),  # k past two 16-wide panels: the two-panel tile and a one-panel tail
 ]
 # The Triton interpreter is slow: its own (smaller) list keeps the same awkward cases.
 TRITON_SHAPES = [(1, 1, 1, 1), (2, 2, 3, 1), (3, 7, 13, 3), (1, 17, 16, 1), (2, 5, 33, 13)]

@@ -52,7 +52,10 @@ void rms_apply(const float* h, int64_t n, float r, const float* w, float* out) {
   }
 }
 
-RECPERF_MULTIVERSION
+// No FMA contraction here: contracting dy * w into the running sum but not into
+// g - mean_g left a rounding residue that the 1 / sqrt(eps) of a constant row amplified
+// (a single feature's gradient, exactly 0, came out near 1e-6).
+RECPERF_MULTIVERSION __attribute__((optimize("fp-contract=off")))
 void layer_norm_backward_row(const float* h, const float* dy, int64_t n, Moments m,
                              const float* w, float* dh, float* dw_acc, float* db_acc) {
   const int64_t body = n - n % kVecWidth;

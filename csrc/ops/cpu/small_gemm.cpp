@@ -1,5 +1,6 @@
 #include "small_gemm.h"
 
+#include "transpose.h"
 #include "vec.h"
 
 namespace recperf::cpu {
@@ -73,6 +74,59 @@ RECPERF_ALWAYS_INLINE void tile2(int64_t depth, const float* A, int64_t rsa, int
   }
 }
 
+// For upper_only products whose diagonal falls in the second half of a panel: the
+// ROWS x kHalfPanel tile of that half (half-width vectors, half the FMA cost of the whole
+// panel, whose first half is strictly lower), with the full next panel beside it when
+// next_panel is given. C is row-major.
+constexpr int64_t kHalfPanel = kPanelWidth / 2;
+typedef float vhalf __attribute__((vector_size(kHalfPanel * sizeof(float))));
+
+template <int ROWS>
+RECPERF_ALWAYS_INLINE void tile_half_lead(int64_t depth, const float* A, int64_t rsa,
+                                          int64_t csa, const float* panel,
+                                          const float* next_panel, float* C, int64_t ldc,
+                                          bool accumulate) {
+  vhalf acc_half[ROWS];
+  vfloat acc_next[ROWS];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+    acc_half[r] = vhalf{};
+    acc_next[r] = vfloat{};
+  }
+  const float* half = panel + kHalfPanel;
+  for (int64_t p = 0; p < depth; ++p) {
+    vhalf b;
+    __builtin_memcpy(&b, half + p * kPanelWidth, sizeof(b));
+    if (next_panel) {
+      const vfloat b1 = load_vec(next_panel + p * kPanelWidth);
+#pragma GCC unroll 8
+      for (int r = 0; r < ROWS; ++r) {
+        const float a = A[r * rsa + p * csa];
+        acc_half[r] += a * b;
+        acc_next[r] += a * b1;
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int r = 0; r < ROWS; ++r) acc_half[r] += A[r * rsa + p * csa] * b;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+    float* c_half = C + r * ldc + kHalfPanel;
+    vhalf v = acc_half[r];
+    if (accumulate) {
+      vhalf old;
+      __builtin_memcpy(&old, c_half, sizeof(old));
+      v += old;
+    }
+    __builtin_memcpy(c_half, &v, sizeof(v));
+    if (next_panel) {
+      float* c_next = C + r * ldc + kPanelWidth;
+      store_vec(c_next, accumulate ? load_vec(c_next) + acc_next[r] : acc_next[r]);
+    }
+  }
+}
+
 template <int ROWS, bool WIDE>
 RECPERF_ALWAYS_INLINE void row_block(int64_t row0, int64_t diag0, int64_t ncol, int64_t depth,
                                      const float* A, int64_t rsa, int64_t csa,
@@ -82,17 +136,27 @@ RECPERF_ALWAYS_INLINE void row_block(int64_t row0, int64_t diag0, int64_t ncol, 
   if (prefetch) prefetch->issue_block();
   const auto c_tile = [&](int64_t c0) { return C + row0 * ldc + c0 / kPanelWidth * cps; };
   int64_t c0 = 0;
+  if (upper_only) {
+    // Start at the diagonal's panel: the ones left of it are strictly lower.
+    const int64_t diag = diag0 + row0;
+    c0 = diag / kPanelWidth * kPanelWidth;
+    if (diag - c0 >= kHalfPanel && c0 + kPanelWidth <= ncol) {
+      // (With the next panel only on AVX-512: 2 x ROWS accumulators fit its 32 registers.)
+      const bool with_next = WIDE && c0 + 2 * kPanelWidth <= ncol;
+      tile_half_lead<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth,
+                           with_next ? panels + (c0 + kPanelWidth) * depth : nullptr,
+                           c_tile(c0), ldc, accumulate);
+      c0 += with_next ? 2 * kPanelWidth : kPanelWidth;
+    }
+  }
   if constexpr (WIDE) {
     for (; c0 + kPanelWidth < ncol; c0 += 2 * kPanelWidth) {
-      if (upper_only && c0 + 2 * kPanelWidth <= diag0 + row0) continue;
       const int64_t nc = ncol - c0 < 2 * kPanelWidth ? ncol - c0 : 2 * kPanelWidth;
       tile2<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth,
                   panels + (c0 + kPanelWidth) * depth, c_tile(c0), ldc, cps, nc, accumulate);
     }
   }
   for (; c0 < ncol; c0 += kPanelWidth) {
-    // A tile whose last column lies left of its first row is strictly lower.
-    if (upper_only && c0 + kPanelWidth <= diag0 + row0) continue;
     const int64_t nc = ncol - c0 < kPanelWidth ? ncol - c0 : kPanelWidth;
     tile<ROWS>(depth, A + row0 * rsa, rsa, csa, panels + c0 * depth, c_tile(c0), ldc, nc,
                accumulate);
@@ -209,6 +273,8 @@ const char* gemm_isa() { return chosen_gemm().isa; }
 
 void pack_b(const float* B, int64_t rs, int64_t cs, int64_t depth, int64_t ncol,
             float* panels) {
+  // B the transpose of a row-major matrix: a panel row is a column of it.
+  if (rs == 1 && cs != 1) return pack_b_transposed(B, cs, depth, ncol, panels);
   for (int64_t c0 = 0; c0 < ncol; c0 += kPanelWidth) {
     float* panel = panels + c0 * depth;
     const int64_t nc = ncol - c0 < kPanelWidth ? ncol - c0 : kPanelWidth;

@@ -44,7 +44,8 @@ struct PrefetchStream {
 
 // C[m, ncol] = (accumulate ? C : 0) + A[m, depth] . B, with B packed by pack_b.
 // A element (r, p) lives at A[r * rsa + p * csa]; C is row-major with leading dim ldc.
-// upper_only skips the tiles strictly below the diagonal (for symmetric products);
+// upper_only (for symmetric products) computes the entries on and above the diagonal,
+// and of those below it only what shares a half panel of columns with them;
 // prefetch, if given, is issued over the row blocks and ends empty.
 void gemm_packed(int64_t m, int64_t ncol, int64_t depth, const float* A, int64_t rsa,
                  int64_t csa, const float* panels, float* C, int64_t ldc,

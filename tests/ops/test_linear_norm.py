@@ -167,7 +167,10 @@ def test_non_finite_input_stays_visible(backend, recipe):
     else:
         rows = [0, 1, 3, 4, 5]  # untouched by row 2
         ref = recperf.linear_norm(x[rows], w, recipe=recipe, backend=backend)
-        assert torch.equal(y[rows], ref)
+        # Close, not bitwise equal: a BLAS may pick another kernel for 5 rows than for 6
+        # (MKL does on AMD Zen 4), which moves the last bits.
+        assert y[rows].isfinite().all()
+        torch.testing.assert_close(y[rows], ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ln_backends())

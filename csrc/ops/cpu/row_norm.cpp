@@ -71,11 +71,7 @@ __attribute__((target("arch=x86-64-v4"))) void apply_streamed(const float* f, in
 }
 
 bool can_stream(const float* out) {
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4");
-  }();
-  return avx512 && reinterpret_cast<uintptr_t>(out) % 64 == 0;
+  return cpu_has_avx512() && reinterpret_cast<uintptr_t>(out) % 64 == 0;
 }
 #endif
 

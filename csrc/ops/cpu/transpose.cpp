@@ -1,6 +1,7 @@
 #include "transpose.h"
 
 #include "small_gemm.h"
+#include "vec.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -88,13 +89,6 @@ RECPERF_AVX512 void pack_b_transposed_avx512(const float* A, int64_t lda, int64_
   }
 }
 
-bool has_avx512() {
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4");
-  }();
-  return avx512;
-}
 #endif
 
 }  // namespace
@@ -102,7 +96,7 @@ bool has_avx512() {
 void pack_b_transposed(const float* A, int64_t lda, int64_t depth, int64_t ncol,
                        float* panels) {
 #ifdef RECPERF_HAVE_AVX512_TRANSPOSE
-  if (has_avx512()) return pack_b_transposed_avx512(A, lda, depth, ncol, panels);
+  if (cpu_has_avx512()) return pack_b_transposed_avx512(A, lda, depth, ncol, panels);
 #endif
   pack_b_transposed_scalar(A, lda, depth, ncol, panels);
 }

@@ -20,6 +20,24 @@
 
 namespace recperf::cpu {
 
+// Whether this CPU runs x86-64-v4 (AVX-512) code: for the kernels written with AVX-512
+// intrinsics, which multi-versioning cannot give a portable fallback. Checked once.
+inline bool cpu_has_avx512() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4");
+  }();
+  return avx512;
+#else
+  return false;
+#endif
+}
+
+}  // namespace recperf::cpu
+
+namespace recperf::cpu {
+
 constexpr int64_t kVecWidth = 16;
 
 // Written out explicitly: the auto-vectorizer spills 2-D accumulator arrays to the stack.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/add_norm_rows.h"
+#include "cpu/gram_product.h"
 #include "cpu/row_norm.h"
 #include "cpu/small_gemm.h"
 #include "fm_checks.h"
@@ -167,12 +168,18 @@ void pairwise_bwd(const at::Tensor& grad, const at::Tensor& x, bool include_self
 // tg = [T | gT] (d x 2k), and G beside P in ga = [G | P] (n x 2k), so that
 // grad_x = G . T^T + P . gT^T is one GEMM of depth 2k, ga . tg^T (the backward's only
 // GEMM whose output is as wide as d).
+// With allow_gram, the forward takes the Gram route, (x . x^T) . P, where it does fewer
+// multiply-adds: fm_projected_norm's forward. fm_projected keeps its contract of never
+// forming x . x^T (Wukong's point: O(n d k) where n grows), whatever the shape.
 struct ProjectedScratch {
-  std::vector<float> xbuf, tg, panels, f, g, ga, gx;
+  std::vector<float> xbuf, tg, panels, f, g, ga, gx, gram;
   // p (n x k) is given for the backward kernels, which need ga and gx.
-  ProjectedScratch(int64_t n, int64_t d, int64_t k, const float* p = nullptr)
+  ProjectedScratch(int64_t n, int64_t d, int64_t k, const float* p = nullptr,
+                   bool allow_gram = false)
       : xbuf(n * d), tg(d * 2 * k), panels(panel_size(n, d, k)), f(n * k), g(n * k),
-        ga(p ? n * 2 * k : 0), gx(p ? n * d : 0) {
+        ga(p ? n * 2 * k : 0), gx(p ? n * d : 0),
+        gram(allow_gram && cpu::gram_route_pays(n, d, k) ? cpu::gram_workspace_size(n, d)
+                                                         : 0) {
     for (int64_t r = 0; p && r < n; ++r) std::copy(p + r * k, p + (r + 1) * k, &ga[r * 2 * k + k]);
   }
   // One panel buffer serves every packed operand (n x k, d x k, 2k x d).
@@ -182,12 +189,17 @@ struct ProjectedScratch {
   }
 };
 
-// T = x^T . P  (d x k), then F = x . T  (n x k), for one example; the first GEMM
-// prefetches `next`. T goes straight into the panels of the second GEMM's B operand, and
-// also into tg when keep_t (the backward needs it).
+// F = x . x^T . P (n x k) for one example, prefetching `next`: through the Gram matrix
+// when the scratch has its workspace, else T = x^T . P (d x k) and then F = x . T. T goes
+// straight into the panels of the second GEMM's B operand, and also into tg when keep_t
+// (the backward needs it).
 void projected_forward_example(const float* xb, const float* p_panels, int64_t n, int64_t d,
                                int64_t k, ProjectedScratch& s, float* f,
                                PrefetchStream& next, bool keep_t = false) {
+  if (!keep_t && !s.gram.empty()) {
+    cpu::gram_product(n, d, k, xb, p_panels, s.gram.data(), f, k, &next);
+    return;
+  }
   if (keep_t) {
     const int64_t ld = 2 * k;
     gemm_packed(d, k, n, xb, 1, d, p_panels, s.tg.data(), ld, false, false, &next);
@@ -282,7 +294,7 @@ void projected_norm_fwd(const at::Tensor& x, const at::Tensor& proj,
   pack_b(p.const_data_ptr<float>(), k, 1, n, k, p_panels.data());
   scalar_t* out_base = out.data_ptr<scalar_t>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    ProjectedScratch s(n, d, k);
+    ProjectedScratch s(n, d, k, nullptr, /*allow_gram=*/true);
     for (int64_t b = b0; b < b1; ++b) {
       PrefetchStream next;
       const float* xb = example_f32<scalar_t>(x, b, s.xbuf.data(), next);

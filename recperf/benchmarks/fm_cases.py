@@ -86,8 +86,13 @@ class FMCase:
         else:
             out_bytes = B * n * k * s
             params = n * k * 4 + (2 * n * k * 4 if self.op == "fm_projected_norm" else 0)
-            # forward: T = x^T P and F = x T; backward: x^T G, G T^T, P gT^T, x gT.
-            fwd = Work(x_bytes + out_bytes + params, 4.0 * B * n * d * k)
+            # forward: F = x (x^T P); fm_projected_norm may take (x x^T) P with the upper
+            # triangle of x x^T only, when that does fewer FLOPs (fm_projected never forms
+            # x x^T); backward: x^T G, G T^T, P gT^T, x gT.
+            fwd_flops = 4.0 * n * d * k
+            if self.op == "fm_projected_norm":
+                fwd_flops = min(fwd_flops, n * (n + 1) * d + 2.0 * n * n * k)
+            fwd = Work(x_bytes + out_bytes + params, B * fwd_flops)
             bwd = Work(out_bytes + 2 * x_bytes + 2 * params, 8.0 * B * n * d * k)
         return fwd if self.direction == "fwd" else fwd + bwd
 

@@ -15,17 +15,26 @@ F32 = torch.float32
     [
         # x 2*4*8 floats, 6 pairs per example out; 6 dots of 8 MACs per example
         (FMCase("fm_pairwise", FMShape(2, 4, 8, 1), F32, "fwd"), 4 * (64 + 12), 2 * 2 * 6 * 8),
-        # x, out 2*4*3, proj 4*3; x^T P and x T: 2 GEMMs of n*d*k MACs per example
+        # x, out 2*4*3, proj 4*3; x^T P and x T: 2 GEMMs of n*d*k MACs per example (never
+        # x x^T, though it would be fewer here)
         (
             FMCase("fm_projected", FMShape(2, 4, 8, 3), F32, "fwd"),
             4 * (64 + 24 + 12),
             4 * 2 * 4 * 8 * 3,
         ),
-        # + backward: read grad and x, write grad_x; params twice; 4 GEMMs
+        # the norm's forward counts the fewer of x (x^T P) and (x x^T) P: here x (x^T P),
+        # 2*8*4*1 = 64 MACs against 8*9/2 dots of 4 plus 8*8*1 = 208; x, out, 3 params
+        (
+            FMCase("fm_projected_norm", FMShape(2, 8, 4, 1), F32, "fwd"),
+            4 * (64 + 16 + 3 * 8),
+            2 * 2 * 2 * 8 * 4 * 1,
+        ),
+        # here (x x^T) P, 4*5/2 dots of 8 plus 4*4*3 = 128 MACs against 2*4*8*3 = 192;
+        # backward: read grad and x, write grad_x; params twice; 4 GEMMs of n*d*k MACs
         (
             FMCase("fm_projected_norm", FMShape(2, 4, 8, 3), F32, "fwd+bwd"),
             4 * (64 + 24 + 36) + 4 * (24 + 128 + 72),
-            (4 + 8) * 2 * 4 * 8 * 3,
+            2 * 2 * (10 * 8 + 4 * 4 * 3) + 8 * 2 * 4 * 8 * 3,
         ),
         # x [4, 8], y and residual [4, 6], weight [6, 8] + bias and norm params 3 x [6]
         (LinearNormCase(4, 8, 6, "bf16", F32, "fwd"), 4 * (32 + 48 + 48 + 18), 2 * 4 * 6 * 8),

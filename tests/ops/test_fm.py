@@ -26,6 +26,7 @@ SHAPES = [
     (257, 8, 24, 4),
     (3, 9, 20, 33),  # k past two 16-wide panels: the two-panel tile and a one-panel tail
     (2, 41, 24, 6),  # upper-only Gram tiles that start mid-panel, with and without the next
+    (2, 29, 40, 18),  # fm_projected_norm's Gram route: a row tail, a partial panel pair
 ]
 # The Triton interpreter is slow: its own (smaller) list keeps the same awkward cases.
 TRITON_SHAPES = [(1, 1, 1, 1), (2, 2, 3, 1), (3, 7, 13, 3), (1, 17, 16, 1), (2, 5, 33, 13)]

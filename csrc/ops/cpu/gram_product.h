@@ -1,7 +1,7 @@
 // The FM's projected product F = x . (x^T . P) through the Gram matrix: F = (x . x^T) . P.
 // For one n x d example that is n^2 d / 2 multiply-adds for the upper triangle of the
 // symmetric G = x . x^T plus n^2 k for G . P, against 2 n d k for x . (x^T . P): at the
-// Wukong shape n = 64, d = 128, k = 32, 25% fewer.
+// benchmark's base shape n = 64, d = 128, k = 32, 25% fewer.
 #pragma once
 
 #include <cstdint>

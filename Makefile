@@ -1,5 +1,7 @@
 # Set-up, tests, benchmarks and checks. Every target installs what it needs itself.
-#   make test    the test suite (CPU; Triton kernels through the interpreter)
+#   make test    the test suite (CPU; Triton kernels through the interpreter), without the
+#                slow tests: training runs and multi-process suites
+#   make test-slow  the slow tests alone (CI runs both)
 #   make bench   the main job: the kernel microbenchmarks on this machine's device
 #   make lint    ruff
 #   make cuda-check   compile every CUDA source for sm_90a with nvcc (no GPU needed)
@@ -13,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 TRITON_SPEC ?= triton==3.6.0
 NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
 
-.PHONY: install test bench lint cuda-check clean torch-spec
+.PHONY: install test test-slow bench lint cuda-check clean torch-spec
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,7 +34,10 @@ $(VENV)/.installed: $(VENV)/.torch $(NATIVE)
 install: $(VENV)/.installed
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: install
+	$(PY) -m pytest -q -m slow --timeout 1500
 
 bench: install
 	$(VENV)/bin/recperf bench

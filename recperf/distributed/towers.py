@@ -132,9 +132,9 @@ class TowerTransform(nn.Module):
             width = own * dim_ if out_features is None else check_int(out_features, "out_features")
             return codec, dim_, shards, width
 
-        checked, width, error = (Codec(), 0, []), 0, None
+        codec, checked_dim, shards, width, error = Codec(), 0, [], 0, None
         try:
-            *checked, width = local()
+            codec, checked_dim, shards, width = local()
         except Exception as e:  # agree() raises it on every rank
             error = e
         # Every rank learns every tower's output width, and that all have the same towers.
@@ -144,7 +144,7 @@ class TowerTransform(nn.Module):
         )
         if len({row[0] for row in rows}) != 1:
             raise ValueError("TowerTransform: the partition must be the same on every rank")
-        self.codec, self.dim, self.shards = checked
+        self.codec, self.dim, self.shards = codec, checked_dim, shards
         self.tower_widths = [rows[h * L][1] for h in range(H)]
         for r, row in enumerate(rows):
             if row[1] != self.tower_widths[r // L]:

@@ -32,7 +32,7 @@ from recperf.distributed.exchange_plan import (
     plan_from_rows,
     vector_size,
 )
-from recperf.distributed.topology import ExchangeCounters, Topology, default_topology
+from recperf.distributed.topology import ExchangeCounters, Topology, resolve_topology
 from recperf.ops.a2a import permute_chunks
 
 Splits = Sequence[int] | torch.Tensor | None
@@ -193,7 +193,7 @@ def hierarchical_all_to_all_single(
     refused. ``compress`` ("bf16" or "fp8") sends a narrower payload
     and decodes it on arrival (lossy: see compress.py). Returns an :class:`ExchangeHandle`
     when ``async_op``, else None once output is filled."""
-    topology = default_topology() if topology is None else topology
+    topology = resolve_topology(topology)
     plan, codec = plan_exchange(
         topology,
         input,
@@ -240,7 +240,7 @@ def hierarchical_all_to_all(
     output_split_sizes rows; input's rows when it is None, split equally). Its backward is
     the reverse exchange, also hierarchical; with ``compress`` the gradient travels in the
     same format (straight-through: the codec's rounding is not differentiated)."""
-    topology = default_topology() if topology is None else topology
+    topology = resolve_topology(topology)
     plan, codec = plan_exchange(
         topology,
         input,
@@ -264,7 +264,7 @@ def flat_all_to_all_single(
     """``torch.distributed.all_to_all_single`` over the topology's group, on byte views
     (so FP8 runs on gloo too), counted in ``topology.counters["flat"]``: the baseline.
     Validated as the hierarchical exchange is (the same errors on every rank)."""
-    topology = default_topology() if topology is None else topology
+    topology = resolve_topology(topology)
     plan, _ = plan_exchange(
         topology,
         input,

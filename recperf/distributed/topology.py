@@ -175,3 +175,13 @@ def default_topology() -> Topology:
     if key not in _default:
         _default[key] = Topology()
     return _default[key]
+
+
+def resolve_topology(topology: Topology | None) -> Topology:
+    """topology, or the default one for None. A wrong type is raised on this rank alone:
+    without a topology there is no group to agree over."""
+    if topology is None:
+        return default_topology()
+    if not isinstance(topology, Topology):
+        raise TypeError(f"topology must be a Topology or None, got {type(topology).__name__}")
+    return topology

@@ -108,6 +108,8 @@ class TowerTransform(nn.Module):
         compress: str | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(topology, Topology):  # no group to agree over: raised alone
+            raise TypeError(f"topology must be a Topology, got {type(topology).__name__}")
         H, L = topology.num_hosts, topology.local_size
         self.topology = topology
 

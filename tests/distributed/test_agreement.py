@@ -10,7 +10,15 @@ import torch
 from agreement_workers import EXPECTED, MOVES_DATA, one_rank_wrong
 from mp_utils import run_on_ranks
 
+from recperf.distributed import (
+    TowerTransform,
+    flat_all_to_all_single,
+    hierarchical_all_to_all,
+    hierarchical_all_to_all_single,
+    partition_towers,
+)
 from recperf.distributed.agreement import MESSAGE_BYTES, _decode, _encode, check_int
+from recperf.distributed.tower_partitioner import FeatureCost
 
 WORLD = 4
 PG_TIMEOUT_S = 10.0  # a rank left waiting would fail with a timeout, never agree
@@ -78,3 +86,17 @@ def test_check_int_names_the_argument(value, error, pattern):
 def test_check_int_takes_integer_scalars():
     assert check_int(np.int64(5), "n") == 5 and check_int(torch.tensor(7), "n") == 7
     assert check_int(2**63 - 1, "n") == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: hierarchical_all_to_all(torch.zeros(2), topology="world"),
+        lambda: hierarchical_all_to_all_single(torch.zeros(2), torch.zeros(2), topology=2),
+        lambda: flat_all_to_all_single(torch.zeros(2), torch.zeros(2), topology=object()),
+        lambda: TowerTransform(partition_towers(1, [FeatureCost(4)]), "world", 4),
+    ],
+)
+def test_a_topology_of_the_wrong_type_is_a_type_error(call):
+    with pytest.raises(TypeError, match=r"topology must be a Topology"):
+        call()

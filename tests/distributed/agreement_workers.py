@@ -67,6 +67,10 @@ EXPECTED = {
         "hierarchical_all_to_all_single: rank 0: output and input share memory (output "
         "aliases input?): the exchange needs an output of its own (ranks [0, 1, 2, 3] failed)",
     ),
+    "output aliases input, 4 hosts x 1": (
+        ValueError,
+        "hierarchical_all_to_all_single: rank 0: output and input share memory",
+    ),
     "expanded output": (
         ValueError,
         "hierarchical_all_to_all_single: rank 2: output has elements that share memory",
@@ -124,6 +128,7 @@ def cases(rank: int, W: int, topology: Topology) -> dict:
     good = [1] * W
     out = torch.empty_like(x)
     H = topology.num_hosts
+    one_per_host = Topology(local_size=1)  # where an aliased output came back wrong
     costs = [FeatureCost(embedding_bytes=16) for _ in range(6)]
     partition = partition_towers(H, costs, seed=0)
     transform = TowerTransform(partition, topology, 4, costs=costs)
@@ -181,6 +186,9 @@ def cases(rank: int, W: int, topology: Topology) -> dict:
         ),
         "output aliases input on every rank": lambda: hierarchical_all_to_all_single(
             x, x, good, good, topology
+        ),
+        "output aliases input, 4 hosts x 1": lambda: hierarchical_all_to_all_single(
+            x, x, good, good, one_per_host
         ),
         "expanded output": lambda: hierarchical_all_to_all_single(
             bad_on(2, torch.zeros(1, 2).expand(W, 2), out), x, good, good, topology

@@ -156,6 +156,11 @@ def describe(
                 f"input and output must be on the same device, got {input.device} and "
                 f"{output.device}"
             )
+        if output.requires_grad and torch.is_grad_enabled():
+            raise ValueError(
+                "output requires grad, and the exchange writes it in place; use "
+                "hierarchical_all_to_all (differentiable) instead"
+            )
         if torch._debug_has_internal_overlap(output) == 1:
             raise ValueError(
                 "output has elements that share memory (an expanded, stride-0 tensor?): it "

@@ -284,6 +284,14 @@ def test_bad_local_calls_name_the_argument(call, compress, error, pattern):
         describe(*call, 2, compress, check_device)
 
 
+def test_an_output_that_requires_grad_is_refused_where_autograd_would_record():
+    out = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"output requires grad, .* use hierarchical_all_to_all"):
+        describe(torch.zeros(2), out, None, None, 2, None, check_device)
+    with torch.no_grad():
+        describe(torch.zeros(2), out, None, None, 2, None, check_device)
+
+
 def test_overlap_is_byte_ranges():
     a = torch.zeros(4, 2)
     assert may_overlap(a, a) and may_overlap(a[1:3], a[2:]) and may_overlap(a[:, 0], a[:, 1])

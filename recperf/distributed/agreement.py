@@ -76,11 +76,12 @@ def agree(
     raised (None when its arguments are fine) and, when no rank failed, gets every rank's
     ``values`` (ints, the same count on every rank), in group rank order.
 
-    When some rank failed, every rank raises the same exception: ValueError or TypeError
-    as raised (any other type becomes a RuntimeError naming it), with the text
+    When some rank failed, every rank raises the same exception: a ValueError or TypeError
+    (subclasses included) as such, any other type as a RuntimeError, with the text
     ``"{what}: rank {r}: {message}"`` of the lowest failing rank r, followed by the list
-    of failing ranks when there are several. On the failing rank the local exception is
-    chained as the cause (its traceback stays visible).
+    of failing ranks when there are several (the message starts with the original type's
+    name when that was not ValueError, TypeError or RuntimeError itself). On a failing
+    rank its own exception is chained as the cause (its traceback stays visible).
 
     ``device`` is where the group's collectives take tensors (CPU for gloo, the current
     CUDA device for NCCL: :func:`recperf.distributed.topology.metadata_device`)."""
@@ -89,7 +90,7 @@ def agree(
     try:
         mine = _int64_row(_status(error), values, device)
     except (OverflowError, RuntimeError, TypeError) as e:  # a value not an int64
-        error = RuntimeError(f"{what}: a value to exchange is not an int64 ({e})")
+        error = RuntimeError(f"a value to exchange is not an int64 ({e})")
         mine = _int64_row(_status(error), [0] * len(values), device)
     every = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
     dist.all_gather(every, mine, group=group)

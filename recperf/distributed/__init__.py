@@ -6,12 +6,15 @@
   L (H - 1); async handle, autograd, optional bf16 / FP8 payload
   (:func:`compression_error` measures what that costs).
 * :mod:`recperf.distributed.towers`: DMT's tower transform and tower partitioner.
+* :func:`agree` / :func:`validated`: an error on one rank becomes the same error on every
+  rank, in one small collective, before any data moves (every entry point above uses it).
 * :mod:`recperf.distributed.simulate`: an alpha-beta model of flat vs hierarchical vs
   tower exchange at scale (``recperf a2a-sim``).
 
 Importing this package registers ``torch.ops.recperf.permute_chunks`` (recperf.ops.a2a).
 """
 
+from recperf.distributed.agreement import agree, validated
 from recperf.distributed.all_to_all import (
     ExchangeHandle,
     flat_all_to_all_single,
@@ -46,6 +49,7 @@ __all__ = [
     "Topology",
     "TowerPartition",
     "TowerTransform",
+    "agree",
     "balance_report",
     "compression_error",
     "feature_affinity",
@@ -54,4 +58,5 @@ __all__ = [
     "hierarchical_all_to_all_single",
     "partition_towers",
     "permute_chunks",
+    "validated",
 ]

@@ -1,8 +1,9 @@
 """Hierarchical all-to-all: the result of ``torch.distributed.all_to_all_single``, bit for
 bit, in H - 1 cross-host messages per rank instead of L (H - 1).
 
-1. Validate and plan: one all_gather of every rank's call (exchange_plan.py); a bad call
-   raises the same ValueError on every rank before anything moves.
+1. Validate and plan: each rank checks its call, then one all_gather of every rank's
+   call and status (exchange_plan.py, agreement.py); a bad call on any rank raises the
+   same error on every rank before anything moves.
 2. Inside the host: the input's chunks packed by local destination (``permute_chunks``),
    one all_to_all on the host's group; local rank l now holds everything its host sends
    to local rank l of every host.
@@ -22,15 +23,16 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from recperf.distributed.compress import CODECS, Codec, get_codec
+from recperf.distributed.agreement import agree
+from recperf.distributed.compress import CODECS, Codec
 from recperf.distributed.exchange_plan import (
     ExchangePlan,
     check_matrix,
     describe,
-    gather_rows,
     plan_from_rows,
+    vector_size,
 )
-from recperf.distributed.topology import ExchangeCounters, Topology, default_topology
+from recperf.distributed.topology import ExchangeCounters, Topology, resolve_topology
 from recperf.ops.a2a import permute_chunks
 
 Splits = Sequence[int] | torch.Tensor | None
@@ -47,12 +49,6 @@ def byte_rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1).view(torch.uint8).view(t.shape[0], row_bytes)
 
 
-def _as_list(splits: Splits) -> list[int] | None:
-    if splits is None:
-        return None
-    return splits.tolist() if isinstance(splits, torch.Tensor) else [int(s) for s in splits]
-
-
 def _index(values: list[int]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.int64)
 
@@ -63,16 +59,28 @@ def plan_exchange(
     output,
     output_split_sizes: Splits,
     input_split_sizes: Splits,
-    codec: Codec,
+    compress: str | None,
     what: str,
-) -> ExchangePlan:
-    """Validate the call on every rank at once and return this rank's plan."""
-    vector = describe(
-        input, output, input_split_sizes, output_split_sizes, topology.world_size, codec
-    )
-    rows = gather_rows(vector, topology.group, topology.meta_device)
+) -> tuple[ExchangePlan, Codec]:
+    """Validate the call on this rank, agree on every rank's (one all_gather), and return
+    this rank's plan and codec; any rank's bad call raises the same error on every rank."""
+    W = topology.world_size
+    vector, codec, error = [0] * vector_size(W), Codec(), None
+    try:
+        vector, codec = describe(
+            input,
+            output,
+            input_split_sizes,
+            output_split_sizes,
+            W,
+            compress,
+            topology.check_device,
+        )
+    except Exception as e:  # agree() raises it on every rank; alone it would hang the peers
+        error = e
+    rows = agree(error, topology.group, topology.meta_device, what, vector)
     check_matrix(rows, what, CODECS)
-    return plan_from_rows(rows, topology.rank, topology.num_hosts, topology.local_size)
+    return plan_from_rows(rows, topology.rank, topology.num_hosts, topology.local_size), codec
 
 
 def _count(counters: ExchangeCounters, send: list[int], row_bytes: int, me: int, cross: bool):
@@ -180,18 +188,19 @@ def hierarchical_all_to_all_single(
 
     Rows of any trailing shape and any dtype; splits in rows (None: equal splits), any
     sizes including zero. Every rank validates every rank's call first and all raise the
-    same ValueError on a bad one. ``compress`` ("bf16" or "fp8") sends a narrower payload
+    same error on a bad one (ValueError, or TypeError for a wrong type or dtype), within
+    one collective; an output that aliases input or cannot be written (expanded) is
+    refused. ``compress`` ("bf16" or "fp8") sends a narrower payload
     and decodes it on arrival (lossy: see compress.py). Returns an :class:`ExchangeHandle`
     when ``async_op``, else None once output is filled."""
-    topology = default_topology() if topology is None else topology
-    codec = get_codec(compress)
-    plan = plan_exchange(
+    topology = resolve_topology(topology)
+    plan, codec = plan_exchange(
         topology,
         input,
         output,
         output_split_sizes,
         input_split_sizes,
-        codec,
+        compress,
         "hierarchical_all_to_all_single",
     )
     handle = ExchangeHandle(_exchange(output, input, plan, topology, codec))
@@ -231,15 +240,14 @@ def hierarchical_all_to_all(
     output_split_sizes rows; input's rows when it is None, split equally). Its backward is
     the reverse exchange, also hierarchical; with ``compress`` the gradient travels in the
     same format (straight-through: the codec's rounding is not differentiated)."""
-    topology = default_topology() if topology is None else topology
-    codec = get_codec(compress)
-    plan = plan_exchange(
+    topology = resolve_topology(topology)
+    plan, codec = plan_exchange(
         topology,
         input,
         None,
         output_split_sizes,
         input_split_sizes,
-        codec,
+        compress,
         "hierarchical_all_to_all",
     )
     return _HierarchicalAllToAll.apply(input, plan, topology, codec)
@@ -254,11 +262,20 @@ def flat_all_to_all_single(
     async_op: bool = False,
 ):
     """``torch.distributed.all_to_all_single`` over the topology's group, on byte views
-    (so FP8 runs on gloo too), counted in ``topology.counters["flat"]``: the baseline."""
-    topology = default_topology() if topology is None else topology
+    (so FP8 runs on gloo too), counted in ``topology.counters["flat"]``: the baseline.
+    Validated as the hierarchical exchange is (the same errors on every rank)."""
+    topology = resolve_topology(topology)
+    plan, _ = plan_exchange(
+        topology,
+        input,
+        output,
+        output_split_sizes,
+        input_split_sizes,
+        None,
+        "flat_all_to_all_single",
+    )
     W = topology.world_size
-    send = _as_list(input_split_sizes) or [input.shape[0] // W] * W
-    recv = _as_list(output_split_sizes)
+    send, recv = plan.input_splits, plan.output_splits
     received = output
     if not output.is_contiguous():
         received = torch.empty_like(output, memory_format=torch.contiguous_format)

@@ -1,13 +1,16 @@
 """Validation and planning of an all-to-all, before anything is exchanged.
 
-Every rank describes its call (split sizes, rows, dtype, row size, codec, and whether its
-own arguments are valid) in one int64 vector; one ``all_gather`` gives every rank every
-vector, and every rank then runs the same checks on the same matrix. So a bad call raises
-the same ``ValueError`` on every rank, and no rank is left waiting in an exchange its peers
-never join. The gathered split matrix is also what the hierarchical exchange needs: a rank
-forwards other ranks' rows, so it must know their sizes.
+Each rank first checks its own call (:func:`describe`: tensors, devices, dtypes, memory,
+split sizes); then one ``all_gather`` (:func:`recperf.distributed.agreement.agree`) tells
+every rank whether any rank's call was bad, in which case all raise the lowest failing
+rank's error, and otherwise gives every rank every rank's description (split sizes, rows,
+dtype, row size, codec) in one int64 vector each. Every rank then runs the same cross-rank
+checks on the same matrix (:func:`check_matrix`). So a bad call raises the same error on
+every rank, and no rank is left waiting in an exchange its peers never join. The gathered
+split matrix is also what the hierarchical exchange needs: a rank forwards other ranks'
+rows, so it must know their sizes.
 
-Cost: one all_gather of W x (2W + 9) int64 per call (32 KiB at W = 64; 16 MiB at W = 1024,
+Cost: one all_gather of W x (2W + 6) int64 per call (32 KiB at W = 64; 16 MiB at W = 1024,
 where gathering only the host's rows plus an error flag would be the next step).
 
 Chunk orders (W = H x L, rank r = h L + l; S[i][j] = rows rank i sends rank j):
@@ -25,163 +28,176 @@ Chunk orders (W = H x L, rank r = h L + l; S[i][j] = rows rank i sends rank j):
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 
+from recperf.distributed.agreement import check_int
+from recperf.distributed.compress import Codec, get_codec
 from recperf.ops.a2a_backends import BYTE_DTYPES
 
 DTYPE_NAMES = sorted(str(d).removeprefix("torch.") for d in BYTE_DTYPES)
 _DTYPE_ID = {getattr(torch, name): i for i, name in enumerate(DTYPE_NAMES)}
 
-# Header of a rank's vector, then W input splits, then W output splits.
-HEADER = (
-    "code",
-    "arg0",
-    "arg1",
-    "in_rows",
-    "out_rows",
-    "row_elems",
-    "dtype",
-    "codec",
-    "unused",
-)
+# A rank's vector: this header, then W input splits, then W output splits.
+HEADER = ("in_rows", "out_rows", "row_elems", "dtype", "codec")
 _H = len(HEADER)
 
-# Local problems: code -> message (formatted with W, a = arg0, b = arg1, dtype names).
-LOCAL_ERRORS = {
-    1: "input must be a tensor of rank >= 1 ([rows, ...])",
-    2: "output must be a tensor of rank >= 1 ([rows, ...])",
-    3: "input and output must have the same dtype, got {da} and {db}",
-    4: "input and output rows must have the same number of elements, got {a} and {b}",
-    5: "input_split_sizes must have one entry per rank ({W}), got {a}",
-    6: "output_split_sizes must have one entry per rank ({W}), got {a}",
-    7: "input_split_sizes must be >= 0, got input_split_sizes[{a}] = {b}",
-    8: "output_split_sizes must be >= 0, got output_split_sizes[{a}] = {b}",
-    9: "input_split_sizes sum to {a} but input has {b} rows",
-    10: "output_split_sizes sum to {a} but output has {b} rows",
-    11: "input has {a} rows, not divisible by the world size {W} "
-    "(input_split_sizes=None splits it equally)",
-    12: "output has {a} rows, not divisible by the world size {W} "
-    "(output_split_sizes=None splits it equally)",
-    13: "input and output must be on the same device",
-    14: "input_split_sizes must be a sequence of integers",
-    15: "output_split_sizes must be a sequence of integers",
-    16: "compress={codec!r} needs float32, bfloat16 or float16 rows, got {da}",
-    17: "input has a dtype the exchange does not know: {da}",
-    18: "its arguments could not be read (an unexpected error; see that rank's traceback)",
-}
+
+def vector_size(world: int) -> int:
+    return _H + 2 * world
 
 
-class _LocalError(Exception):
-    def __init__(self, code: int, a: int = 0, b: int = 0) -> None:
-        super().__init__(code)
-        self.code, self.a, self.b = code, a, b
-
-
-def _as_splits(splits, rows: int, world: int, which: str) -> list[int]:
-    """Validated split list of one side (a _LocalError names what is wrong)."""
-    out_side = which == "output"
+def _as_splits(splits, rows: int, world: int, name: str) -> list[int]:
+    """The validated split list ``name`` of a side with ``rows`` rows."""
     if splits is None:
         if rows % world:
-            raise _LocalError(12 if out_side else 11, rows)
+            side = name.removesuffix("_split_sizes")
+            raise ValueError(
+                f"{side} has {rows} rows, not divisible by the world size {world} "
+                f"({name}=None splits it equally)"
+            )
         return [rows // world] * world
-    try:
-        values = splits.tolist() if isinstance(splits, torch.Tensor) else list(splits)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise TypeError
-    except TypeError:
-        raise _LocalError(15 if out_side else 14) from None
+    values = split_values(splits, name)
     if len(values) != world:
-        raise _LocalError(6 if out_side else 5, len(values))
-    for j, v in enumerate(values):
-        if v < 0:
-            raise _LocalError(8 if out_side else 7, j, v)
+        raise ValueError(f"{name} must have one entry per rank ({world}), got {len(values)}")
     if sum(values) != rows:
-        raise _LocalError(10 if out_side else 9, sum(values), rows)
+        side = name.removesuffix("_split_sizes")
+        raise ValueError(f"{name} sum to {sum(values)} but {side} has {rows} rows")
+    return values
+
+
+def split_values(splits, name: str) -> list[int]:
+    """Split sizes (a sequence or 1-D tensor of integers, each in [0, 2**63)) as ints."""
+    if isinstance(splits, torch.Tensor):
+        if splits.dim() != 1 or splits.dtype.is_floating_point or splits.dtype.is_complex:
+            raise TypeError(
+                f"{name} must be a 1-D integer tensor or a sequence of integers, got a "
+                f"{splits.dim()}-D {splits.dtype} tensor"
+            )
+        splits = splits.tolist()
+    if isinstance(splits, (str, bytes)) or not isinstance(splits, Sequence):
+        raise TypeError(f"{name} must be a sequence of integers, got {type(splits).__name__}")
+    values = [check_int(v, f"{name}[{j}]") for j, v in enumerate(splits)]
+    check_int(sum(values), f"sum({name})")
     return values
 
 
 def _row_elems(t: torch.Tensor) -> int:
-    n = 1
-    for s in t.shape[1:]:
-        n *= s
-    return n
+    return math.prod(t.shape[1:])
 
 
-def describe(input, output, input_splits, output_splits, world: int, codec) -> list[int]:
-    """This rank's vector (never raises: a problem becomes a code every rank will see).
-    ``output`` None: the functional form, whose output has input's dtype and row size and
-    sum(output_splits) rows (input's rows when output_splits is None)."""
-    head = dict.fromkeys(HEADER, 0)
-    ins, outs = [0] * world, [0] * world
-    try:
-        if not isinstance(input, torch.Tensor) or input.dim() < 1:
-            raise _LocalError(1)
-        head["dtype"] = _DTYPE_ID.get(input.dtype, -1)
-        head["row_elems"] = _row_elems(input)
-        head["codec"] = codec.code
-        head["in_rows"] = input.shape[0]
-        if head["dtype"] < 0:
-            raise _LocalError(17, head["dtype"])
-        if not codec.accepts(input.dtype):
-            raise _LocalError(16, head["dtype"])
-        if output is None:
-            out_rows = input.shape[0]
-            if output_splits is not None:
-                try:
-                    out_rows = sum(int(v) for v in output_splits)
-                except (TypeError, ValueError):
-                    raise _LocalError(15) from None
-        else:
-            if not isinstance(output, torch.Tensor) or output.dim() < 1:
-                raise _LocalError(2)
-            if output.dtype != input.dtype:
-                raise _LocalError(3, head["dtype"], _DTYPE_ID.get(output.dtype, -1))
-            if _row_elems(output) != head["row_elems"]:
-                raise _LocalError(4, head["row_elems"], _row_elems(output))
-            if output.device != input.device:
-                raise _LocalError(13)
-            out_rows = output.shape[0]
-        head["out_rows"] = out_rows
-        ins = _as_splits(input_splits, input.shape[0], world, "input")
-        outs = _as_splits(output_splits, out_rows, world, "output")
-    except _LocalError as e:
-        head["code"], head["arg0"], head["arg1"] = e.code, e.a, e.b
-        ins, outs = [0] * world, [0] * world
-    except Exception:  # reported by every rank below; this rank's peers must not hang
-        traceback.print_exc()
-        head["code"] = 18
-        ins, outs = [0] * world, [0] * world
-    return [head[k] for k in HEADER] + ins + outs
+def _byte_span(t: torch.Tensor) -> tuple[int, int] | None:
+    """[first, last + 1) bytes t's elements occupy (None when it has none)."""
+    if t.numel() == 0:
+        return None
+    extent = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride(), strict=True))
+    return t.data_ptr(), t.data_ptr() + (extent + 1) * t.element_size()
 
 
-def _dtype_name(i: int) -> str:
+def may_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether a and b may share memory: their byte spans intersect (interleaved but
+    disjoint views count as overlapping: refused, never computed wrong)."""
+    sa, sb = _byte_span(a), _byte_span(b)
+    return sa is not None and sb is not None and sa[0] < sb[1] and sb[0] < sa[1]
+
+
+def _check_tensor(t, name: str, check_device: Callable[[torch.Tensor, str], None]) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() < 1:
+        raise ValueError(f"{name} must be a tensor of rank >= 1 ([rows, ...]), got a 0-D one")
+    check_device(t, name)
+
+
+def describe(
+    input,
+    output,
+    input_splits,
+    output_splits,
+    world: int,
+    compress,
+    check_device: Callable[[torch.Tensor, str], None],
+) -> tuple[list[int], Codec]:
+    """This rank's vector and codec, or a ValueError / TypeError naming what is wrong with
+    this rank's call. ``output`` None: the functional form, whose output has input's dtype
+    and row size and sum(output_splits) rows (input's rows when output_splits is None).
+    ``check_device(t, name)`` raises unless the group can take t."""
+    codec = get_codec(compress)
+    _check_tensor(input, "input", check_device)
+    if input.dtype not in _DTYPE_ID:
+        raise TypeError(f"input has a dtype the exchange does not know: {input.dtype}")
+    if not codec.accepts(input.dtype):
+        raise TypeError(
+            f"compress={codec.name!r} needs float32, bfloat16 or float16 rows, got "
+            f"{dtype_name(_DTYPE_ID[input.dtype])}"
+        )
+    if output is None:
+        out_rows = input.shape[0]
+        if output_splits is not None:
+            out_rows = sum(split_values(output_splits, "output_split_sizes"))
+    else:
+        _check_tensor(output, "output", check_device)
+        if output.dtype != input.dtype:
+            raise TypeError(
+                f"input and output must have the same dtype, got "
+                f"{dtype_name(_DTYPE_ID[input.dtype])} and "
+                f"{dtype_name(_DTYPE_ID.get(output.dtype, -1))}"
+            )
+        if _row_elems(output) != _row_elems(input):
+            raise ValueError(
+                f"input and output rows must have the same number of elements, got "
+                f"{_row_elems(input)} and {_row_elems(output)}"
+            )
+        if output.device != input.device:
+            raise ValueError(
+                f"input and output must be on the same device, got {input.device} and "
+                f"{output.device}"
+            )
+        if output.requires_grad and torch.is_grad_enabled():
+            raise ValueError(
+                "output requires grad, and the exchange writes it in place; use "
+                "hierarchical_all_to_all (differentiable) instead"
+            )
+        if torch._debug_has_internal_overlap(output) == 1:
+            raise ValueError(
+                "output has elements that share memory (an expanded, stride-0 tensor?): it "
+                "cannot be written; pass a tensor of its own"
+            )
+        if may_overlap(output, input):
+            raise ValueError(
+                "output and input share memory (output aliases input?): the exchange "
+                "needs an output of its own"
+            )
+        out_rows = output.shape[0]
+    ins = _as_splits(input_splits, input.shape[0], world, "input_split_sizes")
+    outs = _as_splits(output_splits, out_rows, world, "output_split_sizes")
+    head = {
+        "in_rows": input.shape[0],
+        "out_rows": out_rows,
+        "row_elems": _row_elems(input),
+        "dtype": _DTYPE_ID[input.dtype],
+        "codec": codec.code,
+    }
+    return [head[k] for k in HEADER] + ins + outs, codec
+
+
+def dtype_name(i: int) -> str:
     return DTYPE_NAMES[i] if 0 <= i < len(DTYPE_NAMES) else "an unknown dtype"
 
 
+def dtype_id(dtype: torch.dtype) -> int:
+    """A dtype as an int every rank reads alike (-1: one the exchange does not know)."""
+    return _DTYPE_ID.get(dtype, -1)
+
+
 def check_matrix(rows: list[list[int]], what: str, codec_names: Sequence[str]) -> None:
-    """The checks every rank runs on the gathered vectors; raises the same ValueError."""
+    """The cross-rank checks every rank runs on the gathered vectors (each valid on its
+    own rank); raises the same ValueError on every rank."""
     W = len(rows)
     field = {name: i for i, name in enumerate(HEADER)}
-    bad = [r for r in range(W) if rows[r][field["code"]]]
-    if bad:
-        r = bad[0]
-        v = rows[r]
-        a, b = v[field["arg0"]], v[field["arg1"]]
-        message = LOCAL_ERRORS[v[field["code"]]].format(
-            W=W,
-            a=a,
-            b=b,
-            da=_dtype_name(a),
-            db=_dtype_name(b),
-            codec=codec_names[v[field["codec"]]],
-        )
-        others = f" (ranks {bad} have invalid arguments)" if len(bad) > 1 else ""
-        raise ValueError(f"{what}: rank {r}: {message}{others}")
     for name, meaning in (
         ("codec", "compress"),
         ("dtype", "dtype"),
@@ -190,7 +206,7 @@ def check_matrix(rows: list[list[int]], what: str, codec_names: Sequence[str]) -
         values = [rows[r][field[name]] for r in range(W)]
         if len(set(values)) != 1:
             if name == "dtype":
-                values = [_dtype_name(v) for v in values]
+                values = [dtype_name(v) for v in values]
             elif name == "codec":
                 values = [codec_names[v] for v in values]
             raise ValueError(f"{what}: the ranks disagree on the {meaning}: per rank {values}")
@@ -204,15 +220,6 @@ def check_matrix(rows: list[list[int]], what: str, codec_names: Sequence[str]) -
                     f" but rank {j} expects {expected} rows from rank {i} (its "
                     f"output_split_sizes[{i}])"
                 )
-
-
-def gather_rows(
-    vector: list[int], group: dist.ProcessGroup, device: torch.device
-) -> list[list[int]]:
-    mine = torch.tensor(vector, dtype=torch.int64, device=device)
-    every = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(every, mine, group=group)
-    return torch.stack(every).cpu().tolist()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from recperf.distributed.agreement import agree, check_int
+
 COUNTER_KINDS = ("hierarchical", "flat", "tower")
 
 
@@ -45,16 +47,24 @@ def metadata_device(group: dist.ProcessGroup) -> torch.device:
     return torch.device("cpu")
 
 
-def _requested_local_size(local_size: int | None) -> int:
-    """The local size this rank asks for, or 0 when it has none or a bad one (reported by
-    every rank after the exchange of requests, never raised alone: others would hang)."""
-    if local_size is None:
-        local_size = os.environ.get("LOCAL_WORLD_SIZE")
+def _requested_local_size(local_size, timeout, world_size: int) -> int:
+    """The local size this rank asks for; raises (for :func:`agree` to report on every
+    rank) when it has none or a bad one."""
+    if timeout is not None and not isinstance(timeout, timedelta):
+        raise TypeError(f"timeout must be a datetime.timedelta or None, got {timeout!r}")
+    if local_size is not None:
+        return check_int(local_size, "local_size", 1, world_size)
+    env = os.environ.get("LOCAL_WORLD_SIZE")
+    if env is None:
+        raise ValueError(
+            "local_size must be a positive integer; give it, or run under torchrun, which "
+            "sets LOCAL_WORLD_SIZE"
+        )
     try:
-        value = int(local_size)
-    except (TypeError, ValueError):
-        return 0
-    return value if value > 0 else 0
+        value = int(env)
+    except ValueError:
+        raise ValueError(f"LOCAL_WORLD_SIZE must be a positive integer, got {env!r}") from None
+    return check_int(value, "LOCAL_WORLD_SIZE", 1, world_size)
 
 
 class Topology:
@@ -63,7 +73,8 @@ class Topology:
     ``local_size`` (L) defaults to torchrun's ``LOCAL_WORLD_SIZE``; giving it lets one
     machine pretend to be several hosts (tests run 2x2 and 3x2 on one CPU). Construction is
     collective over ``group``: every rank must construct it, and every rank raises the same
-    ``ValueError`` when the ranks disagree on L or the group's size is not a multiple of it.
+    error when one rank's ``local_size`` or ``timeout`` is bad, the ranks disagree on L, or
+    the group's size is not a multiple of it (:func:`~recperf.distributed.agreement.agree`).
     The intra-host and rail groups are created once, here, every rank calling
     ``new_group`` for every group in the same order (with ``group`` other than the world,
     only its members call, with local synchronization). ``timeout`` is the subgroups'
@@ -84,8 +95,9 @@ class Topology:
         self.group = dist.group.WORLD if group is None else group
         self.world_size = dist.get_world_size(self.group)
         self.rank = dist.get_rank(self.group)
+        self.backend = dist.get_backend(self.group)
         self.meta_device = metadata_device(self.group)
-        self.local_size = self._agreed_local_size(_requested_local_size(local_size))
+        self.local_size = self._agreed_local_size(local_size, timeout)
         self.num_hosts = self.world_size // self.local_size
         self.host, self.local_rank = divmod(self.rank, self.local_size)
         self.global_ranks = dist.get_process_group_ranks(self.group)
@@ -99,22 +111,17 @@ class Topology:
         )
         self.counters = {kind: ExchangeCounters() for kind in COUNTER_KINDS}
 
-    def _agreed_local_size(self, requested: int) -> int:
-        mine = torch.tensor([requested], dtype=torch.int64, device=self.meta_device)
-        every = [torch.empty_like(mine) for _ in range(self.world_size)]
-        dist.all_gather(every, mine, group=self.group)
-        sizes = [int(t.item()) for t in every]
+    def _agreed_local_size(self, local_size, timeout) -> int:
+        requested, error = 0, None
+        try:
+            requested = _requested_local_size(local_size, timeout, self.world_size)
+        except (TypeError, ValueError) as e:
+            error = e
+        rows = agree(error, self.group, self.meta_device, "Topology", [requested])
+        sizes = [row[0] for row in rows]
         if len(set(sizes)) != 1:
-            raise ValueError(
-                f"Topology: the ranks disagree on local_size (per rank: {sizes}; 0 = not given "
-                "and LOCAL_WORLD_SIZE unset or not a positive integer)"
-            )
+            raise ValueError(f"Topology: the ranks disagree on local_size (per rank: {sizes})")
         L = sizes[0]
-        if L == 0:
-            raise ValueError(
-                "Topology: local_size must be a positive integer; give it, or run under "
-                "torchrun, which sets LOCAL_WORLD_SIZE"
-            )
         if self.world_size % L:
             raise ValueError(
                 f"Topology: world size {self.world_size} is not divisible by local_size {L} "
@@ -131,6 +138,18 @@ class Topology:
             if index == mine:
                 own = g
         return own
+
+    def check_device(self, t: torch.Tensor, name: str) -> None:
+        """A ValueError naming ``name`` unless the group's collectives take tensors where t
+        is (NCCL: the current CUDA device; gloo: CPU or CUDA; never meta)."""
+        if self.backend == "nccl":
+            ok, wanted = t.device == self.meta_device, str(self.meta_device)
+        else:
+            ok, wanted = t.device.type in ("cpu", "cuda"), "cpu or cuda"
+        if not ok:
+            raise ValueError(
+                f"{name} must be on {wanted} (the {self.backend} group's devices), got {t.device}"
+            )
 
     def host_of(self, rank: int) -> int:
         return rank // self.local_size
@@ -156,3 +175,13 @@ def default_topology() -> Topology:
     if key not in _default:
         _default[key] = Topology()
     return _default[key]
+
+
+def resolve_topology(topology: Topology | None) -> Topology:
+    """topology, or the default one for None. A wrong type is raised on this rank alone:
+    without a topology there is no group to agree over."""
+    if topology is None:
+        return default_topology()
+    if not isinstance(topology, Topology):
+        raise TypeError(f"topology must be a Topology or None, got {type(topology).__name__}")
+    return topology

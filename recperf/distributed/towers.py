@@ -25,14 +25,16 @@ which the model does (later work), not this transform.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from recperf.distributed.agreement import agree, check_int, validated
 from recperf.distributed.block_exchange import exchange_blocks
-from recperf.distributed.compress import get_codec
+from recperf.distributed.compress import Codec, get_codec
+from recperf.distributed.exchange_plan import dtype_id, dtype_name
 from recperf.distributed.topology import Topology
 from recperf.distributed.tower_partitioner import (
     BalanceReport,
@@ -77,13 +79,6 @@ class LinearTower(nn.Module):
         return self.proj(x.flatten(1))
 
 
-def _gather_ints(values: list[int], topology: Topology) -> list[list[int]]:
-    mine = torch.tensor(values, dtype=torch.int64, device=topology.meta_device)
-    every = [torch.empty_like(mine) for _ in range(topology.world_size)]
-    dist.all_gather(every, mine, group=topology.group)
-    return torch.stack(every).cpu().tolist()
-
-
 class TowerTransform(nn.Module):
     """One rank's part of the tower transform (module docstring).
 
@@ -113,51 +108,88 @@ class TowerTransform(nn.Module):
         compress: str | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(topology, Topology):  # no group to agree over: raised alone
+            raise TypeError(f"topology must be a Topology, got {type(topology).__name__}")
         H, L = topology.num_hosts, topology.local_size
-        problem = 0
-        if partition.num_towers != H:
-            problem = 1
-        self.topology, self.dim, self.codec = topology, dim, get_codec(compress)
-        self.shards = [partition.shards(t, L, costs) for t in range(min(H, partition.num_towers))]
-        tower_features = len(partition.towers[topology.host]) if not problem else 0
-        width = out_features if out_features is not None else tower_features * dim
-        # Every rank learns every tower's output width (and that all agree on the towers).
-        rows = _gather_ints([problem, partition.num_towers, width], topology)
-        if any(r[0] for r in rows) or len({r[1] for r in rows}) != 1:
-            raise ValueError(
-                f"TowerTransform: the partition must have one tower per host ({H}) and be the "
-                f"same on every rank; got tower counts per rank {[r[1] for r in rows]}"
-            )
-        self.tower_widths = [rows[h * L][2] for h in range(H)]
+        self.topology = topology
+
+        def local():  # this rank's arguments (agreed on below, before any data moves)
+            codec = get_codec(compress)
+            dim_ = check_int(dim, "dim", 1)
+            if not isinstance(partition, TowerPartition):
+                raise TypeError(
+                    f"partition must be a TowerPartition, got {type(partition).__name__}"
+                )
+            if partition.num_towers != H:
+                raise ValueError(
+                    f"the partition must have one tower per host ({H}), got "
+                    f"{partition.num_towers} towers"
+                )
+            if tower_module is not None and not isinstance(tower_module, nn.Module):
+                raise TypeError(
+                    f"tower_module must be an nn.Module or None, got {type(tower_module).__name__}"
+                )
+            shards = [partition.shards(t, L, costs) for t in range(H)]
+            own = len(partition.towers[topology.host])
+            width = own * dim_ if out_features is None else check_int(out_features, "out_features")
+            return codec, dim_, shards, width
+
+        codec, checked_dim, shards, width, error = Codec(), 0, [], 0, None
+        try:
+            codec, checked_dim, shards, width = local()
+        except Exception as e:  # agree() raises it on every rank
+            error = e
+        # Every rank learns every tower's output width, and that all have the same towers.
+        fingerprint = zlib.crc32(repr(getattr(partition, "towers", None)).encode())
+        rows = agree(
+            error, topology.group, topology.meta_device, "TowerTransform", [fingerprint, width]
+        )
+        if len({row[0] for row in rows}) != 1:
+            raise ValueError("TowerTransform: the partition must be the same on every rank")
+        self.codec, self.dim, self.shards = codec, checked_dim, shards
+        self.tower_widths = [rows[h * L][1] for h in range(H)]
         for r, row in enumerate(rows):
-            if row[2] != self.tower_widths[r // L]:
+            if row[1] != self.tower_widths[r // L]:
                 raise ValueError(
                     f"TowerTransform: the ranks of host {r // L} disagree on the tower's "
-                    f"out_features: {[rows[r // L * L + m][2] for m in range(L)]}"
+                    f"out_features: {[rows[r // L * L + m][1] for m in range(L)]}"
                 )
         self.tower = tower_module if tower_module is not None else FlattenTower()
         self.features = self.shards[topology.host][topology.local_rank]
         self.output_features = [f for t in range(H) for shard in self.shards[t] for f in shard]
 
+    def _check_lookups(self, lookups) -> list[int]:
+        """[B, dtype id] of this rank's valid lookups (else a ValueError / TypeError)."""
+        W = self.topology.world_size
+        if not isinstance(lookups, torch.Tensor):
+            raise TypeError(f"lookups must be a torch.Tensor, got {type(lookups).__name__}")
+        self.topology.check_device(lookups, "lookups")
+        if not lookups.dtype.is_floating_point:
+            raise TypeError(f"lookups must be a floating-point tensor, got {lookups.dtype}")
+        expected = (len(self.features), self.dim)
+        if lookups.dim() != 3 or lookups.shape[0] % W or tuple(lookups.shape[1:]) != expected:
+            raise ValueError(
+                f"lookups must be [W B, its feature count, dim] = [{W} B, {expected[0]}, "
+                f"{expected[1]}], got {list(lookups.shape)}"
+            )
+        return [lookups.shape[0] // W, dtype_id(lookups.dtype)]
+
     def forward(self, lookups: torch.Tensor) -> torch.Tensor:
         """lookups [W B, len(self.features), D] (rows by owning rank) -> [B, sum O_t]."""
         top = self.topology
         H, L, W = top.num_hosts, top.local_size, top.world_size
-        ok = (
-            isinstance(lookups, torch.Tensor)
-            and lookups.dim() == 3
-            and lookups.shape[0] % W == 0
-            and tuple(lookups.shape[1:]) == (len(self.features), self.dim)
-        )
-        rows = _gather_ints([int(not ok), lookups.shape[0] // W if ok else 0], top)
-        bad = [r for r, row in enumerate(rows) if row[0]]
-        if bad or len({row[1] for row in rows}) != 1:
+        values, error = [0, 0], None
+        try:
+            values = self._check_lookups(lookups)
+        except Exception as e:  # agree() raises it on every rank
+            error = e
+        rows = agree(error, top.group, top.meta_device, "TowerTransform", values)
+        if len({tuple(row) for row in rows}) != 1:
             raise ValueError(
-                f"TowerTransform: every rank must pass lookups [W B, its feature count, "
-                f"{self.dim}] with the same B; bad shapes on ranks {bad}, B per rank "
-                f"{[row[1] for row in rows]}"
+                "TowerTransform: every rank must pass lookups with the same B and dtype; "
+                f"(B, dtype) per rank {[(b, dtype_name(d)) for b, d in rows]}"
             )
-        B = rows[0][1]
+        B = rows[0][0]
         counters = top.counters["tower"]
         counters.exchanges += 1
         # Step 2: to local peer m, the rows of ranks (h', m) for every host h'.
@@ -170,21 +202,26 @@ class TowerTransform(nn.Module):
         host_shards = self.shards[top.host]
         recv = [(H * B, len(host_shards[m]), self.dim) for m in range(L)]
         pieces = exchange_blocks(
-            list(packed.split(H * B)), recv, top.intra_group, counters=counters
+            list(packed.split([H * B] * L)), recv, top.intra_group, counters=counters
         )
         tower_input = torch.cat(pieces, dim=1)  # [H B, F_t, D], rows by host then sample
-        # Step 3: the tower module.
-        out = self.tower(tower_input)
-        expected = (H * B, self.tower_widths[top.host])
-        if tuple(out.shape) != expected:
-            raise ValueError(
-                f"TowerTransform: the tower module returned {tuple(out.shape)}, expected "
-                f"{expected} (out_features)"
-            )
+
+        # Step 3: the tower module (a failure or a wrong shape is agreed on, too).
+        def run_tower() -> torch.Tensor:
+            out = self.tower(tower_input)
+            expected = (H * B, self.tower_widths[top.host])
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"the tower module returned {got}, expected {expected} (out_features)"
+                )
+            return out
+
+        out = validated(run_tower, top.group, top.meta_device, "TowerTransform")
         # Step 4: only the tower outputs cross hosts.
         recv = [(B, self.tower_widths[h]) for h in range(H)]
         pieces = exchange_blocks(
-            list(out.split(B)),
+            list(out.split([B] * H)),
             recv,
             top.rail_group,
             codec=self.codec,

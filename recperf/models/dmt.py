@@ -141,7 +141,8 @@ class DMT(CTRModel):
 
     def top(self, batch: Batch, dense: torch.Tensor | None, towers: torch.Tensor):
         """Logits from the dense token [B, d] and the towers' outputs [B, sum O_t]."""
-        tokens = towers.view(towers.shape[0], -1, self.config.dim)
+        d = self.config.dim  # not view(B, -1, d): -1 is ambiguous for an empty batch
+        tokens = towers.view(towers.shape[0], towers.shape[1] // d, d)
         if dense is not None:
             tokens = torch.cat((dense.unsqueeze(1), tokens), dim=1)
         if self.config.backbone == "interformer":

@@ -22,6 +22,8 @@ import torch.distributed as dist
 from torch import nn
 
 from recperf.distributed import Topology, TowerTransform
+from recperf.distributed.agreement import validated
+from recperf.distributed.compress import get_codec
 from recperf.models.batch import Batch
 from recperf.models.dmt import DMT, gather_tokens
 
@@ -54,15 +56,26 @@ def rows(batch: Batch, start: int, stop: int) -> Batch:
 
 
 class DistributedDMT(nn.Module):
-    """One rank's part of a DMT (module docstring). Construction is collective."""
+    """One rank's part of a DMT (module docstring). Construction is collective, and so is
+    each call: a bad model, batch or argument on one rank raises the same error on every
+    rank (:func:`recperf.distributed.agreement.agree`) before any data moves."""
 
     def __init__(self, model: DMT, topology: Topology, compress: str | None = None) -> None:
         super().__init__()
-        if model.partition.num_towers != topology.num_hosts:
-            raise ValueError(
-                f"DistributedDMT needs one tower per host: {model.partition.num_towers} towers, "
-                f"{topology.num_hosts} hosts"
-            )
+        if not isinstance(topology, Topology):  # no group to agree over: raised alone
+            raise TypeError(f"topology must be a Topology, got {type(topology).__name__}")
+
+        def check() -> None:
+            if not isinstance(model, DMT):
+                raise TypeError(f"model must be a DMT, got {type(model).__name__}")
+            get_codec(compress)
+            if model.partition.num_towers != topology.num_hosts:
+                raise ValueError(
+                    f"DistributedDMT needs one tower per host: {model.partition.num_towers} "
+                    f"towers, {topology.num_hosts} hosts"
+                )
+
+        validated(check, topology.group, topology.meta_device, "DistributedDMT")
         self.model, self.topology = model, topology
         host, L = topology.host, topology.local_size
         order = [f for shard in model.partition.shards(host, L) for f in shard]
@@ -76,29 +89,41 @@ class DistributedDMT(nn.Module):
             compress=compress,
         )
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """The global batch (W B rows) -> logits of this rank's B rows."""
-        model, top = self.model, self.topology
-        if model.config.check_inputs:
-            model.check(batch)
-        W = top.world_size
+    def _lookups(self, batch: Batch, need_labels: bool) -> torch.Tensor:
+        """This rank's lookups [W B, its features, D] for the global batch (validated)."""
+        model, W = self.model, self.topology.world_size
+        if not isinstance(batch, Batch):
+            raise TypeError(f"batch must be a Batch, got {type(batch).__name__}")
+        model.check(batch)
         if batch.size % W:
             raise ValueError(f"the global batch ({batch.size} rows) must split over {W} ranks")
-        B = batch.size // W
+        if need_labels and batch.labels is None:
+            raise ValueError("batch has no labels: the loss needs them")
         emb = model.embedding
         feats = self.transform.features
         if feats:
-            lookups = torch.stack([emb.token(batch, f) for f in feats], dim=1)
-        else:
-            lookups = emb.tables[0].weight.new_zeros(batch.size, 0, emb.dim)
+            return torch.stack([emb.token(batch, f) for f in feats], dim=1)
+        return emb.tables[0].weight.new_zeros(batch.size, 0, emb.dim)
+
+    def _forward(self, batch: Batch, need_labels: bool) -> torch.Tensor:
+        top = self.topology
+        lookups = validated(
+            lambda: self._lookups(batch, need_labels), top.group, top.meta_device, "DistributedDMT"
+        )
+        B = batch.size // top.world_size
         towers = self.transform(lookups)
         mine = rows(batch, top.rank * B, top.rank * B + B)
-        return model.top(mine, emb.dense_token(mine), towers)
+        return self.model.top(mine, self.model.embedding.dense_token(mine), towers)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """The global batch (W B rows) -> logits of this rank's B rows."""
+        return self._forward(batch, need_labels=False)
 
     def loss(self, batch: Batch) -> torch.Tensor:
+        logits = self._forward(batch, need_labels=True)
         B = batch.size // self.topology.world_size
         labels = batch.labels[self.topology.rank * B : self.topology.rank * B + B]
-        return nn.functional.binary_cross_entropy_with_logits(self(batch), labels)
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
     def owned_parameters(self) -> list[nn.Parameter]:
         """What this rank updates: its tables, its host's tower, the top."""

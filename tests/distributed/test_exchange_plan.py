@@ -6,12 +6,19 @@ Also the validation of the gathered call descriptions (the errors every rank rai
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from recperf.distributed.compress import Codec
-from recperf.distributed.exchange_plan import check_matrix, describe, plan_from_rows
+from recperf.distributed.exchange_plan import (
+    HEADER,
+    check_matrix,
+    describe,
+    may_overlap,
+    plan_from_rows,
+)
+from recperf.distributed.topology import Topology
 from recperf.ops.a2a import permute_chunks
 
 CODEC_NAMES = ("none", "bf16", "fp8")
@@ -42,7 +49,7 @@ def exchange(sends: dict, sizes: dict, members: list[int]) -> dict:
 
 def simulate(H: int, L: int, splits, inputs):
     W = H * L
-    rows = [[0] * 9 + splits[r] + [splits[i][r] for i in range(W)] for r in range(W)]
+    rows = [[0] * len(HEADER) + splits[r] + [splits[i][r] for i in range(W)] for r in range(W)]
     plans = [plan_from_rows(rows, r, H, L) for r in range(W)]
     t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
     packed, send1 = {}, {}
@@ -86,7 +93,7 @@ def test_chunk_orders_give_flat_layout(H, L):
 
 
 def test_reversed_plan_transposes():
-    rows = [[0] * 9 + [1, 2] + [1, 3], [0] * 9 + [3, 4] + [2, 4]]
+    rows = [[0] * len(HEADER) + [1, 2] + [1, 3], [0] * len(HEADER) + [3, 4] + [2, 4]]
     plan = plan_from_rows(rows, 0, 1, 2)
     assert plan.input_splits == [1, 2] and plan.output_splits == [1, 3]
     back = plan.reversed()
@@ -97,9 +104,14 @@ def test_reversed_plan_transposes():
 # Validation of the gathered matrix (what every rank raises alike)
 
 
-def describe_all(calls, codec=None):
+# A gloo topology's device check, without a process group.
+check_device = SimpleNamespace(backend="gloo", meta_device=torch.device("cpu"))
+check_device = Topology.check_device.__get__(check_device)
+
+
+def describe_all(calls, compress=None):
     W = len(calls)
-    return [describe(*call, W, codec or Codec()) for call in calls]
+    return [describe(*call, W, compress, check_device)[0] for call in calls]
 
 
 def test_valid_calls_pass():
@@ -115,46 +127,11 @@ def test_valid_calls_pass():
     [
         (
             [
-                (torch.zeros(3), torch.zeros(3), [1, 1], [1, 2]),
-                (torch.zeros(3), torch.zeros(3), [2, 1], [1, 2]),
-            ],
-            r"rank 0: input_split_sizes sum to 2 but input has 3 rows",
-        ),
-        (
-            [
                 (torch.zeros(3), torch.zeros(3), [1, 2], [1, 2]),
                 (torch.zeros(3), torch.zeros(2), [2, 1], [2, 0]),
             ],
             r"rank 1 sends 1 rows to rank 1 \(its input_split_sizes\[1\]\) but rank 1 expects 0 "
             r"rows from rank 1 \(its output_split_sizes\[1\]\)",
-        ),
-        (
-            [
-                (torch.zeros(3), torch.zeros(3), [1, 2, 0], [1, 2]),
-                (torch.zeros(3), torch.zeros(3), [1, 2], [2, 1]),
-            ],
-            r"rank 0: input_split_sizes must have one entry per rank \(2\), got 3",
-        ),
-        (
-            [
-                (torch.zeros(3), torch.zeros(3), [-1, 4], [1, 2]),
-                (torch.zeros(3), torch.zeros(3), [2, 1], [4, -1]),
-            ],
-            r"rank 0: input_split_sizes must be >= 0, got input_split_sizes\[0\] = -1 \(ranks \[0, 1\]",
-        ),
-        (
-            [
-                (torch.zeros(3), torch.zeros(3), None, None),
-                (torch.zeros(4), torch.zeros(4), None, None),
-            ],
-            r"rank 0: input has 3 rows, not divisible by the world size 2",
-        ),
-        (
-            [
-                (torch.zeros(2), torch.zeros(2, dtype=torch.int32), None, None),
-                (torch.zeros(2), torch.zeros(2), None, None),
-            ],
-            r"rank 0: input and output must have the same dtype, got float32 and int32",
         ),
         (
             [
@@ -170,31 +147,153 @@ def test_valid_calls_pass():
             ],
             r"the ranks disagree on the dtype: per rank \['float32', 'float16'\]",
         ),
-        (
-            [
-                (torch.zeros(2), torch.zeros(2), ["a", 1], None),
-                (torch.zeros(2), torch.zeros(2), None, None),
-            ],
-            r"rank 0: input_split_sizes must be a sequence of integers",
-        ),
-        (
-            [
-                (torch.tensor(1.0), torch.zeros(2), None, None),
-                (torch.zeros(2), torch.zeros(2), None, None),
-            ],
-            r"rank 0: input must be a tensor of rank >= 1",
-        ),
     ],
 )
-def test_bad_calls_raise_the_same_error(calls, pattern):
+def test_calls_the_ranks_disagree_on_raise(calls, pattern):
     rows = describe_all(calls)
     with pytest.raises(ValueError, match=pattern):
         check_matrix(rows, "a2a", CODEC_NAMES)
 
 
-def test_codec_needs_float_rows():
-    rows = describe_all([(torch.zeros(2, dtype=torch.int64), None, None, None)] * 2, Codec("fp8"))
-    with pytest.raises(
-        ValueError, match=r"compress='fp8' needs float32, bfloat16 or float16 rows, got int64"
-    ):
-        check_matrix(rows, "a2a", CODEC_NAMES)
+x3 = torch.zeros(3)
+base = torch.zeros(4, 2)
+
+
+@pytest.mark.parametrize(
+    "call,compress,error,pattern",
+    [
+        (
+            (x3, x3.clone(), [1, 1], [1, 2]),
+            None,
+            ValueError,
+            r"input_split_sizes sum to 2 but input has 3 rows",
+        ),
+        (
+            (x3, x3.clone(), [1, 2, 0], [1, 2]),
+            None,
+            ValueError,
+            r"input_split_sizes must have one entry per rank \(2\), got 3",
+        ),
+        (
+            (x3, x3.clone(), [-1, 4], [1, 2]),
+            None,
+            ValueError,
+            r"input_split_sizes\[0\] must be in \[0, 9223372036854775807\], got -1",
+        ),
+        (
+            (x3, x3.clone(), [2**64, 1], [1, 2]),
+            None,
+            ValueError,
+            r"input_split_sizes\[0\] must be in \[0, 9223372036854775807\], got 18446744073709551616",
+        ),
+        (
+            (x3, None, [1, 2], [2**62, 2**62]),
+            None,
+            ValueError,
+            r"sum\(output_split_sizes\) must be in \[0, 9223372036854775807\], got 9223372036854775808",
+        ),
+        (
+            (x3, x3.clone(), None, None),
+            None,
+            ValueError,
+            r"input has 3 rows, not divisible by the world size 2",
+        ),
+        (
+            (x3, x3.clone(), ["a", 1], None),
+            None,
+            TypeError,
+            r"input_split_sizes\[0\] must be an integer, got str",
+        ),
+        (
+            (x3, x3.clone(), [True, 2], None),
+            None,
+            TypeError,
+            r"input_split_sizes\[0\] must be an integer, got bool",
+        ),
+        (
+            (x3, x3.clone(), torch.tensor([1.0, 2.0]), None),
+            None,
+            TypeError,
+            r"input_split_sizes must be a 1-D integer tensor",
+        ),
+        (
+            (x3, x3.clone(), 3, None),
+            None,
+            TypeError,
+            r"input_split_sizes must be a sequence of integers, got int",
+        ),
+        (
+            (torch.zeros(2), torch.zeros(2, dtype=torch.int32), None, None),
+            None,
+            TypeError,
+            r"input and output must have the same dtype, got float32 and int32",
+        ),
+        (
+            (torch.tensor(1.0), torch.zeros(2), None, None),
+            None,
+            ValueError,
+            r"input must be a tensor of rank >= 1",
+        ),
+        (
+            ([1.0, 2.0], torch.zeros(2), None, None),
+            None,
+            TypeError,
+            r"input must be a torch.Tensor, got list",
+        ),
+        (
+            (torch.zeros(2, device="meta"), None, None, None),
+            None,
+            ValueError,
+            r"input must be on cpu or cuda \(the gloo group's devices\), got meta",
+        ),
+        (
+            (torch.zeros(2), torch.zeros(2, device="meta"), None, None),
+            None,
+            ValueError,
+            r"output must be on cpu or cuda .* got meta",
+        ),
+        (
+            (torch.zeros(2), None, None, None),
+            "zip",
+            ValueError,
+            r"compress must be None, 'bf16' or 'fp8', got 'zip'",
+        ),
+        (
+            (torch.zeros(2, dtype=torch.int64), None, None, None),
+            "fp8",
+            TypeError,
+            r"compress='fp8' needs float32, bfloat16 or float16 rows, got int64",
+        ),
+        ((x3, x3, [1, 2], [1, 2]), None, ValueError, r"output and input share memory"),
+        (
+            (base[:3], base[1:], [1, 2], [1, 2]),
+            None,
+            ValueError,
+            r"share memory",
+        ),
+        (
+            (torch.zeros(2, 2), torch.zeros(1, 2).expand(2, 2), None, None),
+            None,
+            ValueError,
+            r"output has elements that share memory \(an expanded",
+        ),
+    ],
+)
+def test_bad_local_calls_name_the_argument(call, compress, error, pattern):
+    with pytest.raises(error, match=pattern):
+        describe(*call, 2, compress, check_device)
+
+
+def test_an_output_that_requires_grad_is_refused_where_autograd_would_record():
+    out = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"output requires grad, .* use hierarchical_all_to_all"):
+        describe(torch.zeros(2), out, None, None, 2, None, check_device)
+    with torch.no_grad():
+        describe(torch.zeros(2), out, None, None, 2, None, check_device)
+
+
+def test_overlap_is_byte_ranges():
+    a = torch.zeros(4, 2)
+    assert may_overlap(a, a) and may_overlap(a[1:3], a[2:]) and may_overlap(a[:, 0], a[:, 1])
+    assert not may_overlap(a[:2], a[2:]) and not may_overlap(a, torch.zeros(4, 2))
+    assert not may_overlap(a[:0], a)

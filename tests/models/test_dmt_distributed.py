@@ -51,3 +51,13 @@ def _three_towers(rank, world_size):
     except ValueError as e:
         return str(e)
     return "no error"
+
+
+@pytest.mark.parametrize("backbone", ["wukong", "dhen", "interformer"])
+def test_dmt_returns_an_empty_result_for_an_empty_batch(backbone):
+    from recperf.models import build_model
+    from recperf.models.counting import example_batch
+
+    model = build_model("dmt", dmt_workers.SPEC, dim=8, backbone=backbone, towers=2)
+    logits = model(example_batch(dmt_workers.SPEC, 0, seed=1))
+    assert logits.shape == (0,) and logits.dtype == torch.float32

@@ -1,13 +1,15 @@
-"""End-to-end benchmark cases: one training step (forward, loss, backward; no optimizer)
-of each model on recperf ops, against the same model with plain torch ops (its twin, the
-baseline "eager"), each eager and under torch.compile (the module compiled, fullgraph;
-backward through AOTAutograd).
+"""End-to-end benchmark cases: one training step (forward, loss, backward and the
+training loop's optimizer step: Adam for dense parameters, its embedding optimizer for the
+tables) of each model on recperf ops, against the same model with plain torch ops (its
+twin, the baseline "eager"), each eager and under torch.compile (the module compiled,
+fullgraph; backward through AOTAutograd; the optimizer step eager on every side).
 
-A case's model is built once per process (seeded) and shared by its variants, so every
-variant trains the same weights on the same batches."""
+A case's model is built once per process (seeded); each variant trains its own copy of it,
+so every variant starts from the same weights and sees the same batches."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +17,12 @@ from functools import cache
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from recperf.benchmarks.roofline import Work
 from recperf.models import Batch, FeatureSpec, SequenceSpec, build_model, set_recipe, torch_twin
 from recperf.models.counting import example_batch, flops_per_example, param_counts
+from recperf.train.loop import TrainConfig, make_optimizer
 
 MODEL_NAMES = ("wukong", "dhen", "interformer", "dmt")
 DIRECTION = "train step"
@@ -116,12 +120,23 @@ class ModelCase:
             return twin(dataclasses.replace(batch, dense=batch.dense.double())).cpu()
 
     # --- what to time -----------------------------------------------------------------------
-    def _step(self, forward: Callable[[Batch], torch.Tensor]):
+    def _step(self, build: Callable[[nn.Module], nn.Module]) -> Callable[[dict], torch.Tensor]:
+        """A training step of ``build(copy of the model)`` on the batch's device, with the
+        training loop's optimizers over that copy's parameters."""
+        trainers: dict[torch.device, tuple[nn.Module, object]] = {}
+
         def step(t: dict) -> torch.Tensor:
             batch = Batch.from_tensors(t)
+            device = batch.dense.device
+            if device not in trainers:
+                module = build(copy.deepcopy(self._module(device)))
+                trainers[device] = (module, make_optimizer(module, TrainConfig()))
+            forward, optimizer = trainers[device]
             with torch.enable_grad():  # the runner checks the error under no_grad
+                optimizer.zero_grad()
                 logits = forward(batch)
                 F.binary_cross_entropy_with_logits(logits, batch.labels).backward()
+                optimizer.step()
             return logits.detach()
 
         return step
@@ -130,28 +145,17 @@ class ModelCase:
         return ["auto"]  # the dispatcher's default backend of every op in the model
 
     def op_fn(self, backend: str) -> Callable[[dict], torch.Tensor]:
-        def forward(batch):
-            return self._module(batch.dense.device)(batch)
-
-        return self._step(forward)
+        return self._step(lambda model: model)
 
     def eager_fn(self) -> Callable[[dict], torch.Tensor]:
-        twins = {}
-
-        def forward(batch):
-            device = batch.dense.device
-            if device not in twins:
-                twins[device] = torch_twin(self._module(device))
-            return twins[device](batch)
-
-        return self._step(forward)
+        return self._step(torch_twin)
 
     def compiled_variants(self, device: torch.device) -> dict[str, Callable[[dict], torch.Tensor]]:
-        model = self._module(device)
         torch._dynamo.reset()  # each case compiles new modules: start from a clean cache
-        ours = torch.compile(model, fullgraph=True)
-        plain = torch.compile(torch_twin(model), fullgraph=True)
-        return {"auto compiled": self._step(ours), "compile": self._step(plain)}
+        return {
+            "auto compiled": self._step(lambda m: torch.compile(m, fullgraph=True)),
+            "compile": self._step(lambda m: torch.compile(torch_twin(m), fullgraph=True)),
+        }
 
 
 def default_cases(device: torch.device, quick: bool = False) -> list[ModelCase]:

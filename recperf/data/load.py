@@ -18,9 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from recperf.data import criteo, taobao
-from recperf.data.criteo import DEFAULT_BUCKETS, first_line, is_number
+from recperf.data.criteo import DEFAULT_BUCKETS, is_number
 from recperf.data.table import CTRData
 from recperf.data.taobao import DEFAULT_MAX_LEN
+from recperf.data.text_file import first_line
 
 FORMATS = ("synthetic", "criteo", "taobao")
 SUFFIXES = (".csv", ".txt", ".tsv", ".gz")

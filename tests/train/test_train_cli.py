@@ -136,7 +136,44 @@ BAD = {
     "config field": (["--model", "wukong", "--set", "nope=1"], r"has no fields \['nope'\]"),
     "set syntax": (["--model", "wukong", "--set", "dim"], "--set takes KEY=VALUE"),
     "resume alone": (["--model", "wukong", "--resume"], "--resume needs --checkpoint"),
-    "negative steps": (["--model", "wukong", "--steps", "-1"], "--steps must be >= 0"),
+    "negative steps": (["--model", "wukong", "--steps", "-1"], "--steps: must be an int >= 0"),
+    # every value is checked by argparse before any work: the flag, what, and the value
+    "lr nan": (
+        ["--model", "wukong", "--lr", "nan"],
+        r"--lr: must be a finite number > 0, got 'nan'",
+    ),
+    "lr -1": (["--model", "wukong", "--lr", "-1"], r"--lr: must be a finite number > 0, got '-1'"),
+    "embedding lr": (["--model", "wukong", "--embedding-lr", "-0.5"], r"--embedding-lr: .*'-0.5'"),
+    "valid fraction": (
+        ["--model", "wukong", "--valid-fraction", "1"],
+        r"--valid-fraction: .*\(0, 1\)",
+    ),
+    "buckets 2.5": (
+        ["--model", "wukong", "--buckets", "2.5"],
+        r"--buckets: must be an int >= 2, got '2.5'",
+    ),
+    "batch size 0": (
+        ["--model", "wukong", "--batch-size", "0"],
+        r"--batch-size: must be an int >= 1",
+    ),
+    # --set values of the config field's type, and a build failure names the --set
+    "set dim=-3": (
+        ["--model", "wukong", "--set", "dim=-3"],
+        r"--set dim: must be an int >= 0, got -3",
+    ),
+    "set dim=abc": (
+        ["--model", "wukong", "--set", "dim=abc"],
+        r"--set dim: must be an int >= 0, got 'abc'",
+    ),
+    "set dim=0": (["--model", "wukong", "--set", "dim=0"], r"cannot build wukong with --set dim=0"),
+    "set hidden": (
+        ["--model", "dhen", "--set", "dense_hidden=[8,-1]"],
+        r"--set dense_hidden: must be a list of ints",
+    ),
+    "set a bool": (
+        ["--model", "dhen", "--set", "check_inputs=1"],
+        r"--set check_inputs: must be true or false",
+    ),
     "bad label": (["--model", "dhen", "--data", write_bad_label_file], "line 3 .*got '7'"),
     "backend here": (["--model", "dhen", "--backend", "cuda", "--device", "cpu"], "cannot run"),
     "junk checkpoint": (
@@ -164,6 +201,6 @@ def test_cli_cuda_without_a_gpu(capsys):
 
 
 def test_cli_recipe_and_backend_choices_are_checked_by_argparse(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["train", "--model", "wukong", "--recipe", "fp4"])
-    assert e.value.code == 2 and "invalid choice: 'fp4'" in capsys.readouterr().err
+    assert main(["train", "--model", "wukong", "--recipe", "fp4"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'fp4'" in err and len(err.strip().splitlines()) == 1

@@ -27,7 +27,8 @@ def parse_json(text: str | bytes, label: str = "<string>") -> object:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(
-                f"{label}: not UTF-8 text (byte {exc.start} is {text[exc.start]:#04x})"
+                f"{label}: not UTF-8 text "
+                f"(the byte at offset {exc.start} is {text[exc.start]:#04x})"
             ) from None
     try:
         return json.loads(text)

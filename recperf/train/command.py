@@ -222,6 +222,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.model not in MODELS:
         raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {args.model!r}")
+    for flag, value in (("--checkpoint", args.checkpoint), ("--json", args.json)):
+        if value and Path(value).is_dir():  # found now, not after training
+            raise UsageError(f"{flag} {value} is a directory; give a file path")
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH")
     if args.device == "cuda" and not torch.cuda.is_available():

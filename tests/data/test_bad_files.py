@@ -131,3 +131,16 @@ def test_criteo_buckets_are_never_rounded(tmp_path):
     with pytest.raises(ValueError, match=r"got 2\.5"):
         load_criteo(path, buckets=2.5)
     assert load_criteo(path, buckets=3).spec.cardinalities == (3,) * 26
+
+
+def test_batch_sizes_and_split_fractions_are_checked_when_asked(tmp_path):
+    data = load("synthetic", rows=20)
+    for bad, error in ((0, ValueError), (-1, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match=f"batch_size must be an int >= 1, got {bad!r}"):
+            data.batches(bad)  # at the call, not at the first next()
+        with pytest.raises(error, match="batch_size must be an int >= 1"):
+            data.eval_batches(bad)
+    assert sum(len(b.labels) for b in data.eval_batches(7)) == 20
+    for bad in (0, 1, float("nan"), "0.2", None):
+        with pytest.raises(ValueError, match=r"test_fraction must be a number in \(0, 1\)"):
+            data.split(bad)

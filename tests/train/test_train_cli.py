@@ -157,6 +157,11 @@ BAD = {
         r"--batch-size: must be an int >= 1",
     ),
     # --set values of the config field's type, and a build failure names the --set
+    "checkpoint a dir": (
+        ["--model", "wukong", "--checkpoint", "/"],
+        "--checkpoint / is a directory",
+    ),
+    "json a dir": (["--model", "wukong", "--json", "/tmp"], "--json /tmp is a directory"),
     "set dim=-3": (
         ["--model", "wukong", "--set", "dim=-3"],
         r"--set dim: must be an int >= 0, got -3",

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from recperf.jsonfile import parse_json
+
 FORMAT = 2
 _LEAVES = (str, int, float, bool, type(None))
 # what load needs, and the type it needs it in
@@ -165,15 +167,14 @@ def read(path: str | os.PathLike) -> dict:
         digest = _digest(payload)
     except TypeError as exc:
         raise ValueError(f"{path} is not a recperf checkpoint: {exc}") from None
+    except RecursionError:  # the unpickler builds any depth; the walk cannot follow it
+        raise ValueError(f"{path} is not a recperf checkpoint: nested too deeply") from None
     if digest != payload["sha256"]:
         raise ValueError(
             f"{path} is corrupted: its content hash is {digest}, the one written at save "
             f"time {payload['sha256']}"
         )
-    try:
-        payload["describe"] = json.loads(payload["describe"])
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a recperf checkpoint: describe is not JSON") from exc
+    payload["describe"] = parse_json(payload["describe"], f"{path}: its model description")
     return payload
 
 
@@ -189,7 +190,11 @@ def load(path: str | os.PathLike, model: nn.Module, optimizer=None) -> int:
         raise ValueError(
             f"checkpoint {path} was written by another model: {found!r}, not {mine.get('model')!r}"
         )
-    _refuse_if_different(path, "model or config", _differences(mine, theirs))
+    try:
+        diff = _differences(mine, theirs)
+    except RecursionError:
+        diff = ["the checkpoint's description is nested too deeply to compare"]
+    _refuse_if_different(path, "model or config", diff)
     _refuse_if_different(
         path, "model (weights)", _tensor_differences(model.state_dict(), payload["model"])
     )

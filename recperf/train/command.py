@@ -151,6 +151,8 @@ def parse_overrides(items: list[str]) -> dict:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
+        except (ValueError, RecursionError) as e:  # an overlong integer, deep nesting
+            raise UsageError(f"--set {key.strip()}: cannot read {text[:20]!r}...: {e}") from None
         out[key.strip()] = _tuples(value)
     return out
 

@@ -5,6 +5,9 @@ ValueError naming the file; a killed save's temporary is removed by the next sav
 from __future__ import annotations
 
 import pickle
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -153,3 +156,56 @@ def test_save_refuses_what_a_safe_load_could_not_read(tmp_path):
             tmp_path / "c.pt", model, make_optimizer(model, TrainConfig()), 1, {"when": object()}
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_deeply_nested_payload_is_refused_not_a_recursion_error(saved):
+    payload = torch.load(saved, weights_only=True)
+    deep: list = []
+    for _ in range(5000):  # weights_only's unpickler builds any depth without recursing
+        deep = [deep]
+    payload["extra"] = {"deep": deep}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # only torch.save's pickler needs it, to write the file
+    try:
+        torch.save(payload, saved)
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(ValueError, match=f"{saved} is not a recperf checkpoint: nested too deeply"):
+        checkpoint.load(saved, tiny())
+
+
+KILLED_SAVE = """
+import os, sys, time
+import torch
+from recperf.models import FeatureSpec
+from recperf.models.registry import build_model
+from recperf.train import checkpoint
+from recperf.train.loop import TrainConfig, make_optimizer
+
+torch.manual_seed(0)
+model = build_model("dhen", FeatureSpec(("d0", "d1"), ("s0", "s1", "s2"), (7, 11, 13)), dim=8, layers=1)
+optimizer = make_optimizer(model, TrainConfig())
+checkpoint.save(sys.argv[1], model, optimizer, 1)
+os.fsync = lambda fd: (print("written, not yet renamed", flush=True), time.sleep(600))
+checkpoint.save(sys.argv[1], model, optimizer, 2)
+"""
+
+
+@pytest.mark.slow
+def test_a_save_killed_by_sigkill_is_cleaned_up_by_the_next(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SAVE, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "written, not yet renamed"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    left = [p.name for p in tmp_path.iterdir() if p.name != "ckpt.pt"]
+    assert len(left) == 1 and left[0].startswith(".ckpt.pt.") and left[0].endswith(".tmp")
+    model = tiny()
+    assert checkpoint.load(path, model) == 1  # the previous checkpoint, intact
+    checkpoint.save(path, model, make_optimizer(model, TrainConfig()), 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+    assert checkpoint.load(path, tiny()) == 3

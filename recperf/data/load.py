@@ -19,7 +19,7 @@ from pathlib import Path
 
 from recperf.data import criteo, taobao
 from recperf.data.criteo import DEFAULT_BUCKETS, is_number
-from recperf.data.table import CTRData
+from recperf.data.table import CTRData, check_seed
 from recperf.data.taobao import DEFAULT_MAX_LEN
 from recperf.data.text_file import first_line
 
@@ -65,6 +65,7 @@ def load(
     buckets / transform / negative / max_rows: the file loaders' (``recperf.data.criteo``);
     max_len and ``options`` (label, dense, sparse, sequences, drop, vocab, sep, recent,
     columns): the Taobao loader's. An option the format has no use for is a ValueError."""
+    check_seed(seed)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if str(source) == "synthetic" or format == "synthetic":

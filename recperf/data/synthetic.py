@@ -85,6 +85,8 @@ class SyntheticConfig:
                 raise TypeError(f"{f.name} must be a finite number, got {value!r}")
         if not isinstance(self.shares, tuple | list) or not all(map(_finite_number, self.shares)):
             raise TypeError(f"shares must be 4 finite numbers, got {self.shares!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.rows < 1 or self.num_sparse < 2 or self.min_cardinality < 2:
             raise ValueError("rows >= 1, num_sparse >= 2 and min_cardinality >= 2 are required")
         if self.num_dense < 0 or self.max_cardinality < self.min_cardinality:

@@ -65,6 +65,7 @@ class CTRData:
         """(train, test), rows assigned at random (seeded)."""
         if not _real(test_fraction) or not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+        check_seed(seed)
         order = np.random.default_rng(seed).permutation(len(self))
         n_test = max(1, round(len(self) * test_fraction))
         return self.subset(np.sort(order[n_test:])), self.subset(np.sort(order[:n_test]))
@@ -100,6 +101,11 @@ class CTRData:
 
 def _real(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
 
 
 def _check_batch_size(batch_size: object) -> None:

@@ -144,3 +144,12 @@ def test_batch_sizes_and_split_fractions_are_checked_when_asked(tmp_path):
     for bad in (0, 1, float("nan"), "0.2", None):
         with pytest.raises(ValueError, match=r"test_fraction must be a number in \(0, 1\)"):
             data.split(bad)
+
+
+def test_a_negative_seed_is_refused_by_name():
+    for call in (
+        lambda: load("synthetic", rows=20, seed=-1),
+        lambda: load("synthetic", rows=20).split(0.5, seed=-1),
+    ):
+        with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+            call()

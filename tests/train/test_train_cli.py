@@ -170,7 +170,10 @@ BAD = {
         ["--model", "wukong", "--set", "dim=abc"],
         r"--set dim: must be an int >= 0, got 'abc'",
     ),
-    "set dim=0": (["--model", "wukong", "--set", "dim=0"], r"cannot build wukong with --set dim=0"),
+    "set heads=0": (
+        ["--model", "dhen", "--set", "heads=0"],
+        r"cannot build dhen with --set heads=0",
+    ),
     "set hidden": (
         ["--model", "dhen", "--set", "dense_hidden=[8,-1]"],
         r"--set dense_hidden: must be a list of ints",

@@ -5,10 +5,13 @@ into a model of the same description (model, feature spec, config).
 A checkpoint holds only what ``torch.load(weights_only=True)`` accepts (tensors, dicts, lists,
 tuples, str, int, float, bool, None; the model description as a JSON string), so loading one
 never runs code. A sha256 over every tensor's name, dtype, shape and bytes and every other
-value, written at save time and checked at load, catches a corrupted file."""
+value, written at save time and checked at load, catches a corrupted file (it is no
+signature: who can write the file can write a matching hash; what makes a crafted file
+harmless is ``weights_only``)."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -68,7 +71,7 @@ def _digest(payload: dict) -> str:
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete what an earlier save to ``path`` killed mid-write left behind (one writer per
     path: a concurrent save to the same file would lose its temporary)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         stale.unlink(missing_ok=True)
 
 

@@ -138,14 +138,14 @@ def test_a_tensor_of_another_shape_is_listed(saved):
     assert not next(model.parameters()).any()  # refused before anything was loaded
 
 
-def test_a_killed_saves_temporary_is_removed_by_the_next_save(tmp_path, saved):
-    stale = tmp_path / ".ckpt.pt.k1ll3d.tmp"
-    stale.write_bytes(b"\0" * 1024)
-    other = tmp_path / ".other.pt.abc.tmp"  # another checkpoint's: not ours to remove
-    other.write_bytes(b"")
+@pytest.mark.parametrize("name", ["ckpt.pt", "run[1].pt"])  # glob characters in the name
+def test_a_killed_saves_temporary_is_removed_by_the_next_save(tmp_path, name):
     model = tiny()
+    saved = checkpoint.save(tmp_path / name, model, make_optimizer(model, TrainConfig()), 5)
+    (tmp_path / f".{name}.k1ll3d.tmp").write_bytes(b"\0" * 1024)
+    (tmp_path / ".other.pt.abc.tmp").write_bytes(b"")  # another checkpoint's: not ours
     checkpoint.save(saved, model, make_optimizer(model, TrainConfig()), 6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "ckpt.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", name]
     assert checkpoint.load(saved, tiny()) == 6
 
 

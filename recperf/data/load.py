@@ -14,6 +14,7 @@ The format of a file (``detect_format``), from its first line:
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def load(
     buckets / transform / negative / max_rows: the file loaders' (``recperf.data.criteo``);
     max_len and ``options`` (label, dense, sparse, sequences, drop, vocab, sep, recent,
     columns): the Taobao loader's. An option the format has no use for is a ValueError."""
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(f"source must be 'synthetic' or a path, got {type(source).__name__}")
     check_seed(seed)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")

@@ -201,11 +201,11 @@ def load(path: str | os.PathLike, model: nn.Module, optimizer=None) -> int:
     _refuse_if_different(
         path, "model (weights)", _tensor_differences(model.state_dict(), payload["model"])
     )
-    model.load_state_dict(payload["model"])
-    if optimizer is not None:
+    if optimizer is not None:  # first: torch checks the groups before it changes anything
         try:
             optimizer.load_state_dict(payload["optimizer"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"checkpoint {path}: the optimizer state does not fit: {exc}") from exc
+    model.load_state_dict(payload["model"])  # keys, shapes and dtypes checked above
     torch.set_rng_state(payload["torch_rng"])
     return payload["step"]

@@ -153,3 +153,8 @@ def test_a_negative_seed_is_refused_by_name():
     ):
         with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
             call()
+
+
+def test_a_source_that_is_no_path_is_a_type_error():
+    with pytest.raises(TypeError, match="source must be 'synthetic' or a path, got NoneType"):
+        load(None)

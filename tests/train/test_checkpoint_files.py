@@ -209,3 +209,16 @@ def test_a_save_killed_by_sigkill_is_cleaned_up_by_the_next(tmp_path):
     checkpoint.save(path, model, make_optimizer(model, TrainConfig()), 3)
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
     assert checkpoint.load(path, tiny()) == 3
+
+
+def test_an_optimizer_state_that_does_not_fit_is_refused_before_the_weights_load(saved):
+    payload = torch.load(saved, weights_only=True)
+    payload["optimizer"] = payload["optimizer"][:1]  # one optimizer where the model has two
+    payload["sha256"] = checkpoint._digest(payload)
+    torch.save(payload, saved)
+    model = tiny()
+    torch.nn.init.zeros_(next(model.parameters()))
+    with pytest.raises(ValueError, match=f"checkpoint {saved}: the optimizer state does not fit"):
+        checkpoint.load(saved, model, make_optimizer(model, TrainConfig()))
+    assert not next(model.parameters()).any()  # the weights were left alone
+    assert checkpoint.load(saved, model) == 5  # without an optimizer it loads

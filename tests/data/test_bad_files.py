@@ -158,3 +158,22 @@ def test_a_negative_seed_is_refused_by_name():
 def test_a_source_that_is_no_path_is_a_type_error():
     with pytest.raises(TypeError, match="source must be 'synthetic' or a path, got NoneType"):
         load(None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("rows", 2.5, TypeError),
+        ("rows", True, TypeError),
+        ("latent_dim", "4", TypeError),
+        ("bayes_auc", float("nan"), TypeError),
+        ("click_rate", None, TypeError),
+        ("shares", (0.4, 0.35, "0.1", 0.15), TypeError),
+        ("seed", -1, ValueError),
+    ],
+)
+def test_synthetic_config_types_are_refused_not_rounded(field, value, error):
+    from recperf.data import SyntheticConfig
+
+    with pytest.raises(error, match=f"{field} must be"):
+        SyntheticConfig(**{field: value})

@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,6 +79,19 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     check.__name__ = f"int_at_least_{minimum}"
     return check
+
+
+def output_file(text: str) -> str:
+    """A file to write at the end of a run: refused now if it names a directory."""
+    if not text or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"must be a file path, got {text!r} (a directory)")
+    return text
+
+
+def existing_dir(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"must be an existing directory, got {text!r}")
+    return text
 
 
 def exit_code(run: Callable[[], int]) -> int:

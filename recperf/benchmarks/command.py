@@ -9,7 +9,7 @@ import sys
 import torch
 from rich.console import Console
 
-from recperf.cli_args import nonnegative_float, positive_int
+from recperf.cli_args import existing_dir, nonnegative_float, output_file, positive_int
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:
@@ -20,8 +20,12 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--dtype", type=dtype_names, help="comma-separated dtypes, e.g. float32,bfloat16"
     )
-    bench.add_argument("--json", help="also write the rows and run metadata to this file")
-    bench.add_argument("--plot", help="write a PNG: roofline fraction and speedup per op")
+    bench.add_argument(
+        "--json", type=output_file, help="also write the rows and run metadata to this file"
+    )
+    bench.add_argument(
+        "--plot", type=output_file, help="write a PNG: roofline fraction and speedup per op"
+    )
     bench.add_argument("--from", dest="from_json", help="plot this result file instead of running")
     bench.add_argument(
         "--repeats", type=positive_int, default=7, help="timed runs per variant (CPU)"
@@ -43,7 +47,10 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
         help="--compare: slowdown that counts (0.10)",
     )
     bench.add_argument(
-        "--index", metavar="DIR", help="regenerate DIR/README.md from its JSON files"
+        "--index",
+        type=existing_dir,
+        metavar="DIR",
+        help="regenerate DIR/README.md from its JSON files",
     )
 
 

@@ -8,7 +8,14 @@ import sys
 
 from rich.console import Console
 
-from recperf.cli_args import nonnegative_float, nonnegative_int, positive_float, positive_int
+from recperf.cli_args import (
+    existing_dir,
+    nonnegative_float,
+    nonnegative_int,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from recperf.loka.timing_source import TARGETS
 
 
@@ -51,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="batch size to time at (default: --batch); every layer's rows scale alike",
     )
-    p.add_argument("--results", help="committed device results (default bench/results)")
+    p.add_argument(
+        "--results", type=existing_dir, help="committed device results (default bench/results)"
+    )
     p.add_argument(
         "--budget",
         type=nonnegative_float,
@@ -66,7 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LAYER",
         help="pin layers to bf16 ('first', 'last' or names)",
     )
-    p.add_argument("--out", default="loka_plan.json", help="plan file (loka_plan.json)")
+    p.add_argument(
+        "--out", type=output_file, default="loka_plan.json", help="plan file (loka_plan.json)"
+    )
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument(
         "--overhead",

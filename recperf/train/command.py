@@ -39,6 +39,7 @@ from recperf.cli_args import (
     int_at_least,
     nonnegative_int,
     open_fraction,
+    output_file,
     positive_float,
     positive_int,
 )
@@ -85,7 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="steps between evaluations (0: at the end)",
     )
-    p.add_argument("--checkpoint", help="write a checkpoint here (atomically) at the end")
+    p.add_argument(
+        "--checkpoint", type=output_file, help="write a checkpoint here (atomically) at the end"
+    )
     p.add_argument(
         "--checkpoint-every",
         type=nonnegative_int,
@@ -125,7 +128,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="CPU threads of torch (0: torch's default)",
     )
-    p.add_argument("--json", help="also write the metrics and run details to this file")
+    p.add_argument(
+        "--json", type=output_file, help="also write the metrics and run details to this file"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -224,9 +229,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.model not in MODELS:
         raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {args.model!r}")
-    for flag, value in (("--checkpoint", args.checkpoint), ("--json", args.json)):
-        if value and Path(value).is_dir():  # found now, not after training
-            raise UsageError(f"{flag} {value} is a directory; give a file path")
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH")
     if args.device == "cuda" and not torch.cuda.is_available():

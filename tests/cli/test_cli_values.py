@@ -33,6 +33,9 @@ BAD = {
     "probe --min-speedup": (["probe", "--min-speedup", "inf"], "--min-speedup"),
     "probe --reservoir": (["probe", "--reservoir", "-1"], "--reservoir"),
     "probe --outliers-at": (["probe", "--model", "stack", "--depth", "2", "--outliers-at", "5"], "--outliers-at"),
+    "probe --results": (["probe", "--results", "/no/such/dir"], "--results"),
+    "probe --out a directory": (["probe", "--out", "/"], "--out"),
+    "bench --json a directory": (["bench", "--json", "/"], "--json"),
     "bench --repeats": (["bench", "--repeats", "0"], "--repeats"),
     "bench --threshold": (["bench", "--threshold", "nan"], "--threshold"),
     "bench --dtype": (["bench", "--dtype", "float33"], "--dtype"),
@@ -95,7 +98,7 @@ def test_bench_from_and_index_name_the_broken_file(tmp_path, capsys):
     assert main(["bench", "--index", str(tmp_path)]) == 2
     assert f"{broken}: not valid JSON" in one_line_error(capsys, "bench")
     assert main(["bench", "--index", str(tmp_path / "nowhere")]) == 2
-    assert "is not a directory" in one_line_error(capsys, "bench")
+    assert "--index: must be an existing directory" in one_line_error(capsys, "bench")
     assert not (tmp_path / "README.md").exists()
 
 

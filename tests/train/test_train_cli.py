@@ -159,9 +159,9 @@ BAD = {
     # --set values of the config field's type, and a build failure names the --set
     "checkpoint a dir": (
         ["--model", "wukong", "--checkpoint", "/"],
-        "--checkpoint / is a directory",
+        r"--checkpoint: must be a file path, got '/' \(a directory\)",
     ),
-    "json a dir": (["--model", "wukong", "--json", "/tmp"], "--json /tmp is a directory"),
+    "json a dir": (["--model", "wukong", "--json", "/tmp"], r"--json: must be a file path"),
     "set dim=-3": (
         ["--model", "wukong", "--set", "dim=-3"],
         r"--set dim: must be an int >= 0, got -3",

@@ -32,13 +32,16 @@ def _first_undecodable(path: Path) -> tuple[int, int, int]:
     """(line, byte offset in it, the byte) of the first byte that is not UTF-8 in ``path``."""
     opener = gzip.open if path.suffix == ".gz" else open
     number = 0
-    with opener(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return number, exc.start, raw[exc.start]
-    return number, 0, 0  # a sequence split across lines: report the last one
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return number, exc.start, raw[exc.start]
+    except (gzip.BadGzipFile, EOFError, zlib.error):  # a .gz that also ends early
+        pass
+    return number + 1, 0, 0  # not found again: the line after the last one read
 
 
 @contextmanager

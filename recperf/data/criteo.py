@@ -164,7 +164,7 @@ def load_criteo(
     max_rows: int | None = None,
 ) -> CTRData:
     """A Criteo file (either layout, module docstring) as ``CTRData``; ``max_rows``: read
-    at most that many rows."""
+    at most that many rows (None: all; 0 or less is refused: a data set needs a row)."""
     check_policy(transform, negative)
     check_max_rows(max_rows)
     first = first_line(path)

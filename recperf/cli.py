@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from recperf.cli_args import Parser, exit_code
+
 
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
@@ -37,7 +39,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recperf", description=__doc__)
+    p = Parser(prog="recperf", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser("info", help="what was built, and which backends run here")
@@ -79,10 +81,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    import recperf  # noqa: F401  registers the ops
+    """The exit status: 2 for a bad command line (one line on stderr), before any work."""
 
-    return args.func(args)
+    def run() -> int:
+        args = parser().parse_args(argv)
+        import recperf  # noqa: F401  registers the ops
+
+        return args.func(args)
+
+    return exit_code(run)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ plot one, or regenerate the index of committed results."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import torch
 from rich.console import Console
+
+from recperf.cli_args import existing_dir, nonnegative_float, output_file, positive_int
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:
@@ -17,11 +17,19 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--filter", action="append", help="keep cases whose name contains this (repeatable)"
     )
-    bench.add_argument("--dtype", help="comma-separated dtypes, e.g. float32,bfloat16")
-    bench.add_argument("--json", help="also write the rows and run metadata to this file")
-    bench.add_argument("--plot", help="write a PNG: roofline fraction and speedup per op")
+    bench.add_argument(
+        "--dtype", type=dtype_names, help="comma-separated dtypes, e.g. float32,bfloat16"
+    )
+    bench.add_argument(
+        "--json", type=output_file, help="also write the rows and run metadata to this file"
+    )
+    bench.add_argument(
+        "--plot", type=output_file, help="write a PNG: roofline fraction and speedup per op"
+    )
     bench.add_argument("--from", dest="from_json", help="plot this result file instead of running")
-    bench.add_argument("--repeats", type=int, default=7, help="timed runs per variant (CPU)")
+    bench.add_argument(
+        "--repeats", type=positive_int, default=7, help="timed runs per variant (CPU)"
+    )
     bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     bench.add_argument("--quick", action="store_true", help="tiny shapes (a smoke test)")
     bench.add_argument(
@@ -33,15 +41,44 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
         "--compare", nargs=2, metavar=("BASE", "NEW"), help="compare two result files; no run"
     )
     bench.add_argument(
-        "--threshold", type=float, default=0.10, help="--compare: slowdown that counts (0.10)"
+        "--threshold",
+        type=nonnegative_float,
+        default=0.10,
+        help="--compare: slowdown that counts (0.10)",
     )
     bench.add_argument(
-        "--index", metavar="DIR", help="regenerate DIR/README.md from its JSON files"
+        "--index",
+        type=existing_dir,
+        metavar="DIR",
+        help="regenerate DIR/README.md from its JSON files",
     )
+
+
+def dtype_names(text: str) -> list[str]:
+    """--dtype: comma-separated names of torch floating-point dtypes."""
+    names = [n.strip() for n in text.split(",")]
+    bad = [n for n in names if not isinstance(getattr(torch, n, None), torch.dtype)]
+    bad += [n for n in names if n not in bad and not getattr(torch, n).is_floating_point]
+    if bad or not all(names):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated floating dtypes such as float32,bfloat16, got {text!r}"
+        )
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(width=200)
+    if not (args.compare or args.index or args.from_json):
+        return _run_cases(args, console)
+    try:
+        return _result_files(args, console)
+    except ValueError as e:  # a result file that is not one: named, one line
+        print(f"recperf bench: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _result_files(args: argparse.Namespace, console: Console) -> int:
+    """--compare, --index, --from: work on committed result files, run nothing."""
     if args.compare:
         from recperf.benchmarks.compare import compare
 
@@ -51,16 +88,15 @@ def run(args: argparse.Namespace) -> int:
 
         console.print(f"wrote {write_index(args.index)}")
         return 0
-    if args.from_json:
-        if not args.plot:
-            console.print("error: --from needs --plot", style="red")
-            return 2
-        from recperf.benchmarks.plot import plot
+    if not args.plot:
+        print("recperf bench: error: --from needs --plot", file=sys.stderr)
+        return 2
+    from recperf.benchmarks.compare import load
+    from recperf.benchmarks.plot import plot
 
-        payload = json.loads(Path(args.from_json).read_text())
-        console.print(f"wrote {plot(payload['rows'], payload['meta'], args.plot)}")
-        return 0
-    return _run_cases(args, console)
+    payload = load(args.from_json)
+    console.print(f"wrote {plot(payload['rows'], payload['meta'], args.plot)}")
+    return 0
 
 
 def _run_cases(args: argparse.Namespace, console: Console) -> int:
@@ -73,12 +109,14 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
     else:
         device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+        print(
+            "recperf bench: error: --device cuda but no CUDA device is available", file=sys.stderr
+        )
         return 2
-    dtypes = args.dtype.split(",") if args.dtype else None
+    dtypes = args.dtype
     cases = registry.select(registry.default_cases(device, args.quick), args.filter, dtypes)
     if not cases:
-        print("error: no benchmark case matches the filters", file=sys.stderr)
+        print("recperf bench: error: no benchmark case matches the filters", file=sys.stderr)
         return 2
     warm_allocator = not args.cold_allocator and allocator.keep_freed_memory()
     # Inductor's pool of compile workers would keep competing with the timed kernels.

@@ -3,11 +3,13 @@ share, and a verdict a person or CI can act on (exit status 1 past the threshold
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
+
+from recperf.jsonfile import read_json
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,34 @@ class Change:
 
 
 def load(path: str | Path) -> dict:
-    payload = json.loads(Path(path).read_text())
-    if "rows" not in payload or "meta" not in payload:
+    """A result file of ``recperf bench --json``: a ValueError naming the file for one that
+    cannot be read, is not JSON, or is not shaped as one (meta, rows of case, variant and
+    median_ms a number > 0 or null)."""
+    payload = read_json(path)
+    if not isinstance(payload, dict) or not isinstance(payload.get("meta"), dict):
         raise ValueError(f"{path} is not a recperf bench result (no 'meta' and 'rows')")
+    rows = payload.get("rows")
+    if not isinstance(rows, list):
+        raise ValueError(f"{path} is not a recperf bench result (no 'meta' and 'rows')")
+    for i, row in enumerate(rows):
+        problem = _row_problem(row)
+        if problem:
+            raise ValueError(f"{path}: rows[{i}] {problem}")
     return payload
+
+
+def _row_problem(row: object) -> str | None:
+    if not isinstance(row, dict):
+        return f"must be an object, got {type(row).__name__}"
+    for key in ("case", "variant"):
+        if not isinstance(row.get(key), str):
+            return f"needs {key!r} as a string"
+    ms = row.get("median_ms")
+    if ms is not None and (
+        isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 < ms < math.inf
+    ):
+        return f"median_ms must be a number > 0 or null, got {ms!r}"
+    return None
 
 
 def changes(base: dict, new: dict) -> list[Change]:

@@ -23,22 +23,21 @@ A ``.gz`` file is read through gzip. Per column (the policy, counted in ``report
   (an int for all, or a mapping feature name -> buckets with ``DEFAULT_BUCKETS`` for the
   others), id 0 reserved for blank (``report["missing_sparse"]``).
 
-The helpers here (``read_rows``, ``parse_labels``, ``parse_dense``, ``resolve_buckets``) are
-shared with the Taobao loader.
+The helpers here (``parse_labels``, ``parse_dense``, ``resolve_buckets``, ``check_max_rows``)
+are shared with the Taobao loader; reading the file (UTF-8, errors naming the line) is
+``recperf.data.text_file``.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from recperf.data.hashing import hash_column
+from recperf.data.hashing import check_buckets, hash_column
 from recperf.data.table import CTRData
+from recperf.data.text_file import first_line, read_rows
 from recperf.models.batch import FeatureSpec
 
 DENSE = tuple(f"I{i}" for i in range(1, 14))
@@ -54,62 +53,12 @@ TRANSFORMS = ("log1p", "none")
 NEGATIVE = ("clip", "signed")
 
 
-def open_text(path: str | Path) -> io.TextIOBase:
-    """The file as text (gzip when it ends in .gz); FileNotFoundError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        what = "a directory, not a file" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"data file {str(path)!r}: {what}")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
-def first_line(path: str | Path) -> str:
-    with open_text(path) as f:
-        return f.readline().rstrip("\r\n")
-
-
 def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
-
-
-def read_rows(
-    path: str | Path, delimiter: str, header: bool, max_rows: int | None = None
-) -> tuple[list[str] | None, list[list[str]], list[int]]:
-    """(header names or None, rows as lists of strings, the file line of each row).
-
-    Every row must have as many fields as the header (or as the first row): else a
-    ValueError naming the line. Blank lines are skipped."""
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    rows, lines, names = [], [], None
-    with open_text(path) as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        width = None
-        for fields in reader:
-            line = reader.line_num
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue
-            if header and names is None:
-                names = [n.strip() for n in fields]
-                width = len(names)
-                continue
-            if width is None:
-                width = len(fields)
-            if len(fields) != width:
-                raise ValueError(
-                    f"{path}, line {line}: {len(fields)} fields, expected {width}"
-                    + (f" (the header's {width} columns)" if header else "")
-                )
-            rows.append(fields)
-            lines.append(line)
-            if max_rows is not None and len(rows) >= max_rows:
-                break
-    return names, rows, lines
 
 
 def transpose(rows: list[list[str]]) -> list[tuple[str, ...]]:
@@ -183,16 +132,28 @@ def check_policy(transform: str, negative: str) -> None:
         raise ValueError(f"negative must be one of {NEGATIVE}, got {negative!r}")
 
 
+def check_max_rows(max_rows: int | None) -> None:
+    """None (every row) or an int >= 1: a data set of no rows has nothing to train on."""
+    if max_rows is None:
+        return
+    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)):
+        raise TypeError(f"max_rows must be None or an int >= 1, got {max_rows!r}")
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be None (every row) or an int >= 1, got {max_rows}")
+
+
 def resolve_buckets(buckets: int | Mapping[str, int], names: Sequence[str]) -> dict[str, int]:
-    """Buckets per feature: one int for all, or a mapping (unknown names: ValueError)."""
+    """Buckets per feature: one int for all, or a mapping (unknown names: ValueError);
+    each an int >= 2 (``recperf.data.hashing.check_buckets``), never rounded."""
     if isinstance(buckets, Mapping):
         unknown = sorted(set(buckets) - set(names))
         if unknown:
             raise ValueError(
                 f"buckets names unknown categorical features {unknown}; known: {list(names)}"
             )
-        return {n: int(buckets.get(n, DEFAULT_BUCKETS)) for n in names}
-    return {n: int(buckets) for n in names}
+        return {n: check_buckets(buckets.get(n, DEFAULT_BUCKETS), f"feature {n!r}") for n in names}
+    count = check_buckets(buckets, "every categorical feature")
+    return {n: count for n in names}
 
 
 def load_criteo(
@@ -203,8 +164,9 @@ def load_criteo(
     max_rows: int | None = None,
 ) -> CTRData:
     """A Criteo file (either layout, module docstring) as ``CTRData``; ``max_rows``: read
-    at most that many rows."""
+    at most that many rows (None: all; 0 or less is refused: a data set needs a row)."""
     check_policy(transform, negative)
+    check_max_rows(max_rows)
     first = first_line(path)
     delimiter = "\t" if "\t" in first else ","
     header = bool(first) and not is_number(first.split(delimiter)[0].strip() or "0")

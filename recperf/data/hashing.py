@@ -35,7 +35,8 @@ def stable_hash(value: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _check_buckets(buckets: int, what: str) -> int:
+def check_buckets(buckets: int, what: str) -> int:
+    """``buckets`` as an int, refused (ValueError naming ``what``) unless an int >= 2."""
     if isinstance(buckets, bool) or not isinstance(buckets, (int, np.integer)) or buckets < 2:
         raise ValueError(
             f"{what}: buckets must be an int >= 2 (id 0 is reserved for missing), got {buckets!r}"
@@ -48,7 +49,7 @@ def hash_column(
 ) -> tuple[np.ndarray, int]:
     """(ids [N] int64 in [0, buckets), number of missing values): blank strings -> 0, the
     others hashed (module docstring)."""
-    b = _check_buckets(buckets, what) - 1
+    b = check_buckets(buckets, what) - 1
     cache: dict[str, int] = {}
 
     def one(value: str) -> int:
@@ -84,7 +85,7 @@ def hash_sequences(
         raise ValueError(f"{what}: recent must be 'last' or 'first', got {recent!r}")
     if max_len < 1:
         raise ValueError(f"{what}: max_len must be >= 1, got {max_len}")
-    _check_buckets(vocab, what)
+    check_buckets(vocab, what)
     lists, empty, truncated, blank = [], 0, 0, 0
     for row in rows:
         parts = row.split(sep) if row else []

@@ -14,13 +14,15 @@ The format of a file (``detect_format``), from its first line:
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 from recperf.data import criteo, taobao
-from recperf.data.criteo import DEFAULT_BUCKETS, first_line, is_number
-from recperf.data.table import CTRData
+from recperf.data.criteo import DEFAULT_BUCKETS, is_number
+from recperf.data.table import CTRData, check_seed
 from recperf.data.taobao import DEFAULT_MAX_LEN
+from recperf.data.text_file import first_line
 
 FORMATS = ("synthetic", "criteo", "taobao")
 SUFFIXES = (".csv", ".txt", ".tsv", ".gz")
@@ -64,6 +66,9 @@ def load(
     buckets / transform / negative / max_rows: the file loaders' (``recperf.data.criteo``);
     max_len and ``options`` (label, dense, sparse, sequences, drop, vocab, sep, recent,
     columns): the Taobao loader's. An option the format has no use for is a ValueError."""
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(f"source must be 'synthetic' or a path, got {type(source).__name__}")
+    check_seed(seed)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if str(source) == "synthetic" or format == "synthetic":

@@ -41,7 +41,9 @@ of the same distribution. Everything is a function of the seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -73,6 +75,18 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # types first: rows=2.5 is refused, not rounded
+            value = getattr(self, f.name)
+            if f.type == "int" and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            ):
+                raise TypeError(f"{f.name} must be an int, got {value!r}")
+            if f.type == "float" and not _finite_number(value):
+                raise TypeError(f"{f.name} must be a finite number, got {value!r}")
+        if not isinstance(self.shares, tuple | list) or not all(map(_finite_number, self.shares)):
+            raise TypeError(f"shares must be 4 finite numbers, got {self.shares!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.rows < 1 or self.num_sparse < 2 or self.min_cardinality < 2:
             raise ValueError("rows >= 1, num_sparse >= 2 and min_cardinality >= 2 are required")
         if self.num_dense < 0 or self.max_cardinality < self.min_cardinality:
@@ -104,6 +118,10 @@ class SyntheticConfig:
                 f"sequence_target must be a categorical feature index in "
                 f"[0, {self.num_sparse}), got {self.sequence_target}"
             )
+
+
+def _finite_number(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def cardinalities(c: SyntheticConfig) -> list[int]:

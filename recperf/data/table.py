@@ -3,6 +3,7 @@ with its feature spec; it cuts ``Batch``es, splits, and iterates in a seeded ord
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -62,8 +63,9 @@ class CTRData:
 
     def split(self, test_fraction: float, seed: int = 0) -> tuple[CTRData, CTRData]:
         """(train, test), rows assigned at random (seeded)."""
-        if not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        if not _real(test_fraction) or not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+        check_seed(seed)
         order = np.random.default_rng(seed).permutation(len(self))
         n_test = max(1, round(len(self) * test_fraction))
         return self.subset(np.sort(order[n_test:])), self.subset(np.sort(order[:n_test]))
@@ -76,6 +78,10 @@ class CTRData:
     def batches(self, batch_size: int, start_step: int = 0, seed: int = 0) -> Iterator[Batch]:
         """Training batches forever from step ``start_step``: epochs of shuffled rows, a
         short last batch dropped (the first one kept when the data set is smaller)."""
+        _check_batch_size(batch_size)  # here, not at the first next()
+        return self._batches(batch_size, start_step, seed)
+
+    def _batches(self, batch_size: int, start_step: int, seed: int) -> Iterator[Batch]:
         per_epoch = max(1, len(self) // batch_size)
         step, order = start_step, (None, None)
         while True:
@@ -86,8 +92,27 @@ class CTRData:
             step += 1
 
     def eval_batches(self, batch_size: int) -> Iterator[Batch]:
-        for start in range(0, len(self), batch_size):
-            yield self.batch(slice(start, start + batch_size))
+        _check_batch_size(batch_size)
+        return (
+            self.batch(slice(start, start + batch_size))
+            for start in range(0, len(self), batch_size)
+        )
+
+
+def _real(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size}")
 
 
 def _subset_report(report: dict, index: np.ndarray) -> dict:

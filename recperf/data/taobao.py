@@ -44,19 +44,19 @@ import numpy as np
 
 from recperf.data.criteo import (
     DEFAULT_BUCKETS,
+    check_max_rows,
     check_policy,
     column,
-    first_line,
     is_number,
     new_report,
     parse_dense,
     parse_labels,
-    read_rows,
     resolve_buckets,
     transpose,
 )
-from recperf.data.hashing import hash_column, hash_sequences
+from recperf.data.hashing import check_buckets, hash_column, hash_sequences
 from recperf.data.table import CTRData
+from recperf.data.text_file import first_line, read_rows
 from recperf.models.batch import FeatureSpec, SequenceSpec
 
 LABEL_NAMES = ("clk", "label", "click", "is_click")
@@ -143,6 +143,40 @@ def detect_columns(
     return Columns(label, tuple(dense), tuple(sparse), tuple(sequences), (*dropped, *free))
 
 
+def _check_options(
+    columns, label, dense, sparse, sequences, drop, vocab, max_len, sep, recent
+) -> None:
+    """The loader's own arguments, before the file is read."""
+    if columns is not None and not isinstance(columns, Columns):
+        raise TypeError(f"columns must be a Columns or None, got {type(columns).__name__}")
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be a column name (str) or None, got {label!r}")
+    for name, names in (("dense", dense), ("sparse", sparse), ("sequences", sequences)):
+        _check_names(name, names, optional=True)
+    _check_names("drop", drop, optional=False)
+    if vocab is not None:
+        check_buckets(vocab, "vocab (the sequence items)")
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
+        raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
+    if not isinstance(sep, str) or not sep:
+        raise ValueError(f"sep must be a non-empty str, got {sep!r}")
+    if recent not in ("last", "first"):
+        raise ValueError(f"recent must be 'last' or 'first', got {recent!r}")
+
+
+def _check_names(name: str, names, optional: bool) -> None:
+    if names is None and optional:
+        return
+    if (
+        isinstance(names, str)
+        or not isinstance(names, Sequence)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise TypeError(
+            f"{name} must be a list of column names{' or None' if optional else ''}, got {names!r}"
+        )
+
+
 def load_taobao(
     path: str | Path,
     columns: Columns | None = None,
@@ -163,6 +197,8 @@ def load_taobao(
 ) -> CTRData:
     """A headed CSV with (optionally) sequence columns as ``CTRData`` (module docstring)."""
     check_policy(transform, negative)
+    check_max_rows(max_rows)
+    _check_options(columns, label, dense, sparse, sequences, drop, vocab, max_len, sep, recent)
     delimiter = "\t" if "\t" in first_line(path) else ","
     names, rows, lines = read_rows(path, delimiter, True, max_rows)
     if names is None or not rows:
@@ -179,7 +215,7 @@ def load_taobao(
     index = {n: names.index(n) for n in names}
     per_feature = resolve_buckets(buckets, columns.sparse)
     if vocab is None:
-        vocab = DEFAULT_BUCKETS if isinstance(buckets, Mapping) else int(buckets)
+        vocab = DEFAULT_BUCKETS if isinstance(buckets, Mapping) else int(buckets)  # checked above
 
     cols = transpose(rows)
     labels = parse_labels(column(cols, index[columns.label]), lines, path, columns.label)

@@ -29,7 +29,17 @@ Defaults (all overridable):
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
+
+from recperf.cli_args import (
+    Parser,
+    exit_code,
+    int_at_least,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,19 @@ def parse_bytes(text: str) -> int:
     return int(float(t))
 
 
+def message_bytes(text: str) -> int:
+    """--message-bytes: a byte count > 0 (64K, 1M, 1.5MiB, ...)."""
+    try:
+        value = parse_bytes(text)
+    except (ValueError, OverflowError):
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a byte count > 0 such as 65536, 64K or 1MiB, got {text!r}"
+        )
+    return value
+
+
 def table(args: argparse.Namespace) -> list[str]:
     links = Links(
         args.intra_gbps, args.intra_latency_us, args.nic_gbit, args.nic_latency_us, args.hbm_gbps
@@ -119,28 +142,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = Links()
     p.add_argument(
         "--message-bytes",
-        type=parse_bytes,
+        type=message_bytes,
         default=64 << 10,
         help="bytes each rank sends each peer in the flat exchange (64K, 1M, ...)",
     )
-    p.add_argument("--gpus-per-host", type=int, default=8)
-    p.add_argument("--min-gpus", type=int, default=2)
-    p.add_argument("--max-gpus", type=int, default=1024)
-    p.add_argument("--intra-gbps", type=float, default=d.intra_gbps, help="GB/s per direction")
-    p.add_argument("--intra-latency-us", type=float, default=d.intra_latency_us)
-    p.add_argument("--nic-gbit", type=float, default=d.nic_gbit, help="Gb/s per GPU")
-    p.add_argument("--nic-latency-us", type=float, default=d.nic_latency_us)
-    p.add_argument("--hbm-gbps", type=float, default=d.hbm_gbps)
+    p.add_argument("--gpus-per-host", type=positive_int, default=8)
+    p.add_argument("--min-gpus", type=int_at_least(2), default=2)
+    p.add_argument("--max-gpus", type=int_at_least(2), default=1024)
+    p.add_argument(
+        "--intra-gbps", type=positive_float, default=d.intra_gbps, help="GB/s per direction"
+    )
+    p.add_argument("--intra-latency-us", type=nonnegative_float, default=d.intra_latency_us)
+    p.add_argument("--nic-gbit", type=positive_float, default=d.nic_gbit, help="Gb/s per GPU")
+    p.add_argument("--nic-latency-us", type=nonnegative_float, default=d.nic_latency_us)
+    p.add_argument("--hbm-gbps", type=positive_float, default=d.hbm_gbps)
     p.add_argument(
         "--tower-ratio",
-        type=float,
+        type=positive_float,
         default=0.25,
         help="tower module output bytes / input bytes (DMT's compression)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="recperf a2a-sim",
         description="Alpha-beta model of flat vs hierarchical vs tower embedding exchange "
         "(predictions, not measurements).",
@@ -150,16 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the table for parsed arguments; 2 on bad ones."""
-    if args.message_bytes <= 0 or args.gpus_per_host < 1 or not 2 <= args.min_gpus <= args.max_gpus:
-        print("error: need --message-bytes > 0, --gpus-per-host >= 1, 2 <= min <= max GPUs")
+    """Print the table for parsed arguments (each flag checked by its type); 2 when
+    --min-gpus exceeds --max-gpus."""
+    if args.min_gpus > args.max_gpus:
+        print(
+            f"recperf a2a-sim: error: --min-gpus {args.min_gpus} exceeds --max-gpus "
+            f"{args.max_gpus}",
+            file=sys.stderr,
+        )
         return 2
     print("\n".join(table(args)))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return exit_code(lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,14 @@ import sys
 
 from rich.console import Console
 
+from recperf.cli_args import (
+    existing_dir,
+    nonnegative_float,
+    nonnegative_int,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from recperf.loka.timing_source import TARGETS
 
 
@@ -18,25 +26,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("wukong", "stack"),
         help="Wukong on synthetic data (default), or a stack of LinearNorm layers",
     )
-    p.add_argument("--steps", type=int, default=64, help="training steps to probe (64)")
-    p.add_argument("--batch", type=int, default=256, help="rows per step (256)")
-    p.add_argument("--width", type=int, default=256, help="stack: layer width (256)")
-    p.add_argument("--depth", type=int, default=4, help="stack: LinearNorm layers (4)")
+    p.add_argument("--steps", type=positive_int, default=64, help="training steps to probe (64)")
+    p.add_argument("--batch", type=positive_int, default=256, help="rows per step (256)")
+    p.add_argument("--width", type=positive_int, default=256, help="stack: layer width (256)")
+    p.add_argument("--depth", type=positive_int, default=4, help="stack: LinearNorm layers (4)")
     p.add_argument(
         "--outliers-at",
-        type=int,
+        type=positive_int,
         metavar="LAYER",
         help="stack: plant a massive input channel in this layer (>= 1); an "
         "optimizer adapts the layer to it within steps, --lr 0 keeps it",
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (1e-3)")
+    p.add_argument("--lr", type=nonnegative_float, default=1e-3, help="Adam's learning rate (1e-3)")
     p.add_argument(
         "--sample-every",
-        type=int,
+        type=positive_int,
         help="probe one call in this many (default 8 for a probe run; with --overhead, the "
         "Probe's default, 128)",
     )
-    p.add_argument("--reservoir", type=int, default=256, help="real rows kept per tensor")
+    p.add_argument(
+        "--reservoir", type=nonnegative_int, default=256, help="real rows kept per tensor"
+    )
     p.add_argument(
         "--target",
         default="current",
@@ -45,14 +55,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--target-batch",
-        type=int,
+        type=positive_int,
         help="batch size to time at (default: --batch); every layer's rows scale alike",
     )
-    p.add_argument("--results", help="committed device results (default bench/results)")
     p.add_argument(
-        "--budget", type=float, default=0.1, help="largest relative error per direction (0.1)"
+        "--results", type=existing_dir, help="committed device results (default bench/results)"
     )
-    p.add_argument("--min-speedup", type=float, default=1.05, help="over bf16 (1.05)")
+    p.add_argument(
+        "--budget",
+        type=nonnegative_float,
+        default=0.1,
+        help="largest relative error per direction (0.1)",
+    )
+    p.add_argument("--min-speedup", type=positive_float, default=1.05, help="over bf16 (1.05)")
     p.add_argument(
         "--keep-bf16",
         nargs="*",
@@ -60,8 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LAYER",
         help="pin layers to bf16 ('first', 'last' or names)",
     )
-    p.add_argument("--out", default="loka_plan.json", help="plan file (loka_plan.json)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out", type=output_file, default="loka_plan.json", help="plan file (loka_plan.json)"
+    )
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument(
         "--overhead",
         action="store_true",
@@ -70,14 +87,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("steps", "batch", "width", "depth", "sample_every", "target_batch"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.reservoir < 0:
-        raise ValueError(f"--reservoir must be >= 0, got {args.reservoir}")
+    """What the flags' types cannot say alone (each value is checked by argparse)."""
     if args.model != "stack" and args.outliers_at is not None:
         raise ValueError("--outliers-at needs --model stack")
+    if args.outliers_at is not None and args.outliers_at >= args.depth:
+        raise ValueError(
+            f"--outliers-at must be a layer in [1, {args.depth - 1}] (of --depth "
+            f"{args.depth}), got {args.outliers_at}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         )
         dispatch_plan = plan(report, budget=args.budget, min_speedup=args.min_speedup)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"recperf probe: error: {exc}", file=sys.stderr)
         return 2
     print_report(report, dispatch_plan, console)
     console.print(f"wrote {dispatch_plan.save(args.out)}")

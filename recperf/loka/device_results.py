@@ -9,11 +9,11 @@ backward time the "fwd+bwd" median minus it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from recperf.jsonfile import read_json
 from recperf.loka.candidates import Candidate
 from recperf.loka.sites import Site
 
@@ -41,15 +41,22 @@ class DeviceResults:
         table: dict[tuple, tuple[float, str]] = {}
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
-                payload = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+                payload = read_json(path)
+            except ValueError:
                 continue  # not a results file; the bench index reports those
-            device = str(payload.get("meta", {}).get("device", ""))
-            if device_match.lower() not in device.lower():
+            meta = payload.get("meta") if isinstance(payload, dict) else None
+            rows = payload.get("rows") if isinstance(payload, dict) else None
+            if not isinstance(meta, dict) or not isinstance(rows, list):
                 continue
-            for row in payload.get("rows", []):
+            if device_match.lower() not in str(meta.get("device", "")).lower():
+                continue
+            device = meta.get("device")
+            for row in rows:
+                if not isinstance(row, dict):
+                    continue
                 m = CASE.match(str(row.get("case", "")))
-                if not m or row.get("median_ms") is None:
+                median = row.get("median_ms")
+                if not m or not _is_positive_number(median):
                     continue
                 key = (
                     m["op"],
@@ -61,7 +68,7 @@ class DeviceResults:
                     int(m["N"]),
                     row.get("variant"),
                 )
-                table[key] = (row["median_ms"] / 1e3, f"{path.name} ({device})")
+                table[key] = (median / 1e3, f"{path.name} ({device})")
         return cls(table)
 
     def times(self, site: Site, rows: int, candidate: Candidate):
@@ -88,3 +95,7 @@ class DeviceResults:
             if both and both[0] > fwd[0]:
                 times["backward"], sources["backward"] = both[0] - fwd[0], both[1]
         return times, sources
+
+
+def _is_positive_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recperf.dispatch import BACKENDS
+from recperf.jsonfile import parse_json, read_json
 from recperf.loka.sites import KINDS, Shape
 from recperf.ops.recipes import RECIPES
 
@@ -98,20 +99,11 @@ class DispatchPlan:
 
     @classmethod
     def load(cls, path: str | Path) -> DispatchPlan:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ValueError(f"plan file {str(path)!r} cannot be read: {exc}") from exc
-        return cls.from_json(text, source=str(path))
+        return cls.from_dict(read_json(path, f"plan {path}"), str(path))
 
     @classmethod
-    def from_json(cls, text: str, source: str = "<string>") -> DispatchPlan:
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"plan {source}: not valid JSON ({exc})") from exc
-        return cls.from_dict(payload, source)
+    def from_json(cls, text: str | bytes, source: str = "<string>") -> DispatchPlan:
+        return cls.from_dict(parse_json(text, f"plan {source}"), source)
 
     @classmethod
     def from_dict(cls, payload: object, source: str = "<dict>") -> DispatchPlan:
@@ -139,10 +131,14 @@ class DispatchPlan:
             },
             bad,
         )
+        _require_optional(payload, {"metric": str, "created": str}, bad)
+        for key, value in payload["versions"].items():
+            if not isinstance(value, str):
+                raise bad(f"versions[{key!r}] must be a str, got {type(value).__name__}")
         budget, min_speedup = payload.get("budget"), payload.get("min_speedup")
         for name, value in (("budget", budget), ("min_speedup", min_speedup)):
             if not _is_number(value) or value < 0:
-                raise bad(f"{name} must be a number >= 0, got {value!r}")
+                raise bad(f"{name} must be a number >= 0, got {_short(value)}")
         layers = {}
         for name, entry in payload["layers"].items():
             layers[name] = _layer(name, entry, bad)
@@ -155,8 +151,8 @@ class DispatchPlan:
             timing=payload["timing"],
             device=payload["device"],
             versions=dict(payload["versions"]),
-            metric=str(payload.get("metric", "rel_fro")),
-            created=str(payload.get("created", "")),
+            metric=payload.get("metric", "rel_fro"),
+            created=payload.get("created", ""),
         )
 
 
@@ -183,9 +179,19 @@ def _layer(name: str, entry: object, bad) -> LayerChoice:
     ):
         raise bad(
             f"layer {name!r}: shape must hold in_features, out_features >= 1 and "
-            f"groups >= 0, got {shape!r}"
+            f"groups >= 0, got {_short(shape)}"
         )
+    for key in ("speedup", "time_s"):
+        if entry.get(key) is not None and not _is_number(entry[key]):
+            raise bad(
+                f"layer {name!r}: {key} must be a finite number or null, got {_short(entry[key])}"
+            )
     errors = entry.get("errors") or {}
+    if not isinstance(errors, dict) or not all(e is None or _is_number(e) for e in errors.values()):
+        raise bad(
+            f"layer {name!r}: errors must map each direction to a finite number or null, "
+            f"got {_short(errors)}"
+        )
     return LayerChoice(
         name=name,
         kind=entry["kind"],
@@ -194,7 +200,7 @@ def _layer(name: str, entry: object, bad) -> LayerChoice:
         backend=entry["backend"],
         reason=entry["reason"],
         speedup=entry.get("speedup"),
-        errors={d: (float(e) if _is_number(e) else None) for d, e in errors.items()},
+        errors={d: (None if e is None else float(e)) for d, e in errors.items()},
         time_s=entry.get("time_s"),
     )
 
@@ -206,6 +212,21 @@ def _require(d: dict, fields: dict, bad, prefix: str = "") -> None:
                 f"{prefix}field {key!r} must be a {kind.__name__}, got "
                 f"{type(d.get(key)).__name__ if key in d else 'nothing'}"
             )
+
+
+def _require_optional(d: dict, fields: dict, bad) -> None:
+    for key, kind in fields.items():
+        if key in d and not isinstance(d[key], kind):
+            raise bad(f"field {key!r} must be a {kind.__name__}, got {type(d[key]).__name__}")
+
+
+def _short(v: object) -> str:
+    """repr for a message: at most 80 characters, whatever the file nests inside."""
+    try:
+        text = repr(v)
+    except RecursionError:
+        return f"a deeply nested {type(v).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_number(v: object) -> bool:

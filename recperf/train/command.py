@@ -16,9 +16,11 @@ continues from its checkpoint's step up to it. ``--set KEY=VALUE`` (repeatable) 
 a field of the model's config, the value read as JSON when it parses (``dim=8``,
 ``over_hidden=[32]``) and as a string otherwise (``interaction=wukong``).
 
-Bad input (an unknown model or config field, a missing or malformed data file, a
-checkpoint of another model or config, ``--device cuda`` without a GPU, a backend or
-recipe that cannot run here: checked by one forward and backward on two rows before
+Bad input (a flag's value out of range, checked by argparse before any work; a ``--set``
+value not of its field's type, or one the model cannot be built with; an unknown model or
+config field, a missing or malformed data file, a checkpoint of another model or config or
+a damaged one, ``--device cuda`` without a GPU, a backend or recipe that cannot run here:
+checked by one forward and backward on two rows before
 training) is one line on stderr and exit code 2; no traceback.
 """
 
@@ -32,6 +34,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from recperf.cli_args import (
+    int_at_least,
+    nonnegative_int,
+    open_fraction,
+    output_file,
+    positive_float,
+    positive_int,
+)
 
 MODEL_NAMES = ("wukong", "dhen", "interformer", "dmt")
 
@@ -50,32 +61,58 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--valid", help="held-out rows from this file (same format as --data)")
     p.add_argument(
-        "--valid-fraction", type=float, default=0.2, help="held out when no valid file (0.2)"
+        "--valid-fraction",
+        type=open_fraction,
+        default=0.2,
+        help="held out when no valid file (0.2)",
     )
-    p.add_argument("--rows", type=int, default=20_000, help="synthetic rows (20000)")
-    p.add_argument("--steps", type=int, default=200, help="the step to train up to (200)")
-    p.add_argument("--batch-size", type=int, default=512, help="rows per step (512)")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam rate of dense params (2e-3)")
+    p.add_argument("--rows", type=positive_int, default=20_000, help="synthetic rows (20000)")
     p.add_argument(
-        "--embedding-lr", type=float, default=2e-2, help="Adam rate of embedding tables (2e-2)"
+        "--steps", type=nonnegative_int, default=200, help="the step to train up to (200)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=512, help="rows per step (512)")
+    p.add_argument(
+        "--lr", type=positive_float, default=2e-3, help="Adam rate of dense params (2e-3)"
     )
     p.add_argument(
-        "--eval-every", type=int, default=0, help="steps between evaluations (0: at the end)"
+        "--embedding-lr",
+        type=positive_float,
+        default=2e-2,
+        help="Adam rate of embedding tables (2e-2)",
     )
-    p.add_argument("--checkpoint", help="write a checkpoint here (atomically) at the end")
     p.add_argument(
-        "--checkpoint-every", type=int, default=0, help="also every N steps (0: end only)"
+        "--eval-every",
+        type=nonnegative_int,
+        default=0,
+        help="steps between evaluations (0: at the end)",
+    )
+    p.add_argument(
+        "--checkpoint", type=output_file, help="write a checkpoint here (atomically) at the end"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=nonnegative_int,
+        default=0,
+        help="also every N steps (0: end only)",
     )
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     p.add_argument("--backend", default="auto", choices=("auto", *BACKENDS))
     p.add_argument("--recipe", default="fp32", choices=tuple(RECIPES), help="LinearNorm recipe")
-    p.add_argument("--seed", type=int, default=0, help="weights, data order, synthetic data")
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="weights, data order, synthetic data"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument(
-        "--buckets", type=int, default=DEFAULT_BUCKETS, help="hash ids per categorical feature"
+        "--buckets",
+        type=int_at_least(2),
+        default=DEFAULT_BUCKETS,
+        help="hash ids per categorical feature (id 0: missing)",
     )
     p.add_argument(
-        "--max-len", type=int, default=DEFAULT_MAX_LEN, help="items kept per sequence (files)"
+        "--max-len",
+        type=positive_int,
+        default=DEFAULT_MAX_LEN,
+        help="items kept per sequence (files)",
     )
     p.add_argument(
         "--set",
@@ -86,9 +123,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override a model config field (repeatable)",
     )
     p.add_argument(
-        "--threads", type=int, default=0, help="CPU threads of torch (0: torch's default)"
+        "--threads",
+        type=nonnegative_int,
+        default=0,
+        help="CPU threads of torch (0: torch's default)",
     )
-    p.add_argument("--json", help="also write the metrics and run details to this file")
+    p.add_argument(
+        "--json", type=output_file, help="also write the metrics and run details to this file"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -114,8 +156,63 @@ def parse_overrides(items: list[str]) -> dict:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
+        except (ValueError, RecursionError) as e:  # an overlong integer, deep nesting
+            raise UsageError(f"--set {key.strip()}: cannot read {text[:20]!r}...: {e}") from None
         out[key.strip()] = _tuples(value)
     return out
+
+
+def check_overrides(config_cls, overrides: dict) -> None:
+    """Each ``--set`` value of the type its config field declares (sizes and counts
+    >= 0), before the model is built; an unknown field is build_model's error."""
+    kinds = {f.name: f.type for f in dataclasses.fields(config_cls)}
+    for key, value in overrides.items():
+        wanted = _wrong_type(kinds.get(key), value)
+        if wanted:
+            raise UsageError(f"--set {key}: must be {wanted}, got {value!r}")
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+_CHECKS = {  # a config field's declared type -> (what it must be, the check)
+    "int": ("an int >= 0", _is_count),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "tuple[int, ...]": (
+        "a list of ints >= 0, e.g. [64, 32]",
+        lambda v: isinstance(v, tuple) and all(map(_is_count, v)),
+    ),
+    "tuple[str, ...]": (
+        'a list of strings, e.g. ["dot", "dcn"]',
+        lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+    ),
+}
+
+
+def _wrong_type(kind: str | None, value) -> str | None:
+    wanted, ok = _CHECKS.get(kind, (None, None))
+    return wanted if ok is not None and not ok(value) else None
+
+
+def _build_errors(overrides: dict) -> tuple[type[Exception], ...]:
+    """What building (or a first step of) the model may raise for a bad command line: with
+    --set values anything (a size of 0 fails deep inside a layer), else the checks' errors
+    (a bug elsewhere keeps its traceback)."""
+    return (Exception,) if overrides else (ValueError, TypeError, RuntimeError)
+
+
+def _say(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return text if isinstance(e, (ValueError, TypeError)) else f"{type(e).__name__}: {text}"
+
+
+def _with(overrides: dict) -> str:
+    """The --set flags of a failed build, so the message names the field."""
+    if not overrides:
+        return ""
+    return " with " + " ".join(f"--set {k}={json.dumps(v)}" for k, v in overrides.items())
 
 
 def _tuples(v):
@@ -132,11 +229,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.model not in MODELS:
         raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {args.model!r}")
-    for name in ("steps", "eval_every", "checkpoint_every"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be >= 1")
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -145,8 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     overrides = parse_overrides(args.overrides)
-    if args.threads < 0:
-        raise UsageError("--threads must be >= 0")
+    check_overrides(MODELS[args.model][1], overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -167,8 +258,10 @@ def _run(args: argparse.Namespace) -> int:
         model = build_model(
             args.model, train_data.spec, recipe=args.recipe, backend=args.backend, **overrides
         )
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"cannot build {args.model} for this data: {e}") from None
+    except _build_errors(overrides) as e:
+        raise UsageError(
+            f"cannot build {args.model}{_with(overrides)} for this data: {_say(e)}"
+        ) from None
 
     # One forward and backward on two rows: a backend or recipe that cannot run here is
     # one line now, not a traceback from inside the training loop.
@@ -176,10 +269,10 @@ def _run(args: argparse.Namespace) -> int:
         model.to(device).train()
         model.loss(train_data.batch(slice(0, 2)).to(device)).backward()
         model.zero_grad(set_to_none=True)
-    except (ValueError, NotImplementedError) as e:
+    except (NotImplementedError, *_build_errors(overrides)) as e:
         raise UsageError(
-            f"{args.model} cannot run with --backend {args.backend} --recipe {args.recipe} "
-            f"on {device}: {e}"
+            f"{args.model}{_with(overrides)} cannot run with --backend {args.backend} "
+            f"--recipe {args.recipe} on {device}: {_say(e)}"
         ) from None
 
     if args.resume and Path(args.checkpoint).exists():

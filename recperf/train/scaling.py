@@ -18,6 +18,8 @@ import math
 import sys
 from pathlib import Path
 
+from recperf.cli_args import nonnegative_int, open_fraction, positive_int
+
 # The upscaling ladder: each rung roughly doubles to quadruples the FLOPs of the last.
 WUKONG_SIZES: dict[str, dict] = {
     "xs": {"layers": 1, "n_f": 4, "n_l": 4, "k": 4, "fm_hidden": (32,)},
@@ -34,11 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--model", default="wukong", help=f"one of {', '.join(SIZES)} (wukong)")
     p.add_argument("--sizes", default="xs,s,m,l", help=f"comma list from {', '.join(WUKONG_SIZES)}")
-    p.add_argument("--rows", type=int, default=200_000, help="synthetic rows (200000)")
-    p.add_argument("--valid-fraction", type=float, default=0.1, help="held out (0.1)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps per size (1000)")
-    p.add_argument("--batch-size", type=int, default=512, help="rows per step (512)")
-    p.add_argument("--seed", type=int, default=0, help="data, weights and batch order (0)")
+    p.add_argument("--rows", type=positive_int, default=200_000, help="synthetic rows (200000)")
+    p.add_argument("--valid-fraction", type=open_fraction, default=0.1, help="held out (0.1)")
+    p.add_argument(
+        "--steps", type=nonnegative_int, default=1000, help="training steps per size (1000)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=512, help="rows per step (512)")
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="data, weights and batch order (0)"
+    )
     p.add_argument("--out", default="scaling", help="directory for scaling.json and scaling.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

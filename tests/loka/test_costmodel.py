@@ -94,7 +94,15 @@ def test_committed_results_replace_the_model_for_their_exact_case(tmp_path):
     (tmp_path / "other.json").write_text(
         json.dumps({"meta": {"device": "NVIDIA H200"}, "rows": rows})
     )
+    # files and rows that are not results are skipped, whatever is wrong with them
     (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "latin1.json").write_bytes('{"meta": "caf\xe9"}'.encode("latin-1"))
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "a_list.json").write_text("[1, 2]")
+    h100 = {"device": "H100"}
+    (tmp_path / "bad_rows.json").write_text(json.dumps({"meta": h100, "rows": {"a": 1}}))
+    odd = [3, {**rows[2], "median_ms": "fast"}, {**rows[2], "median_ms": float("nan")}]
+    (tmp_path / "odd_rows.json").write_text(json.dumps({"meta": h100, "rows": odd}))
     target = Target("h100", results_dir=tmp_path)
     s = site(64)
     times, sources = target.times(s, 128, Candidate("fp8_rowwise", "triton"), None)

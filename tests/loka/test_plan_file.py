@@ -97,6 +97,15 @@ def corrupt(payload: dict, path: str, value) -> dict:
         ("layers/body.0/kind", "conv", "layer 'body.0': kind must be one of"),
         ("layers/body.0/shape", {"in_features": 8}, "layer 'body.0': shape must hold"),
         ("layers/body.2", [1, 2], "layer 'body.2' must be an object, got list"),
+        # wrong types inside (AttributeError or silently kept before)
+        ("layers/body.0/errors", [0.1], "layer 'body.0': errors must map each direction"),
+        ("layers/body.0/errors/forward", "low", "layer 'body.0': errors must map each"),
+        ("layers/body.0/speedup", "fast", "layer 'body.0': speedup must be a finite number"),
+        ("layers/body.0/time_s", [1e-5], "layer 'body.0': time_s must be a finite number"),
+        ("layers/body.0/shape/groups", 1.5, "layer 'body.0': shape must hold"),
+        ("versions/torch", 2, r"versions\['torch'\] must be a str, got int"),
+        ("metric", ["rel_fro"], "field 'metric' must be a str, got list"),
+        ("budget", [[[[1]]]], r"budget must be a number >= 0, got \[\[\[\[1\]\]\]\]"),
     ],
 )
 def test_bad_plans_are_refused(path, value, message):
@@ -114,6 +123,35 @@ def test_not_json_and_not_a_file(tmp_path):
         DispatchPlan.load(tmp_path / "missing.json")
     with pytest.raises(ValueError, match=r"not a LoKA plan: format must be .* got 'list'"):
         DispatchPlan.from_json("[1, 2]")
+
+
+def nested(depth: int) -> bytes:
+    """A plan whose body.0 forward error is a list nested ``depth`` deep."""
+    payload = corrupt(plan_for(stack()).as_dict(), "layers/body.0/errors/forward", "@@")
+    return json.dumps(payload).replace('"@@"', "[" * depth + "]" * depth).encode()
+
+
+FILES = {
+    "latin-1": (
+        '{"format": "recperf.loka.plan", "model": "caf\xe9"}'.encode("latin-1"),
+        "not UTF-8",
+    ),
+    "UTF-16": ('{"format": "recperf.loka.plan"}'.encode("utf-16"), "not UTF-8"),
+    "binary": (bytes(range(256)), "not UTF-8"),
+    "nested past the parser": (nested(100_000), "nested too deeply"),
+    "nested but parsable": (nested(500), "errors must map each direction"),
+    "an integer too long": (b'{"version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "empty": (b"", "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILES))
+def test_a_bad_file_is_one_value_error_naming_it(tmp_path, case):
+    content, message = FILES[case]
+    path = tmp_path / "plan.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"plan {path}.*{message}"):
+        DispatchPlan.load(path)
 
 
 def test_apply_sets_recipes_and_backends_and_converts_linear():

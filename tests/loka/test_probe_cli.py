@@ -50,7 +50,7 @@ def test_probe_writes_a_plan_that_applies(tmp_path, capsys):
 
 def test_probe_reports_bad_arguments_and_a_missing_model(monkeypatch, capsys):
     assert main(["probe", "--steps", "0"]) == 2
-    assert "--steps must be >= 1, got 0" in capsys.readouterr().err
+    assert "argument --steps: must be an int >= 1, got '0'" in capsys.readouterr().err
     assert main(["probe", "--outliers-at", "1"]) == 2  # the default model is Wukong
     assert "--outliers-at needs --model stack" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "recperf.models", None)  # as if it did not import

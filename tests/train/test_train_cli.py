@@ -15,6 +15,7 @@ import torch
 from recperf.cli import main
 from recperf.data import load_train_valid
 from recperf.models.registry import MODELS, build_model
+from recperf.train import checkpoint
 from recperf.train.loop import TrainConfig, predict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -106,14 +107,14 @@ def test_cli_checkpoint_resume_and_another_config(tmp_path, capsys):
     assert code == 0, err
     s = json.loads(path.read_text())
     assert s["steps"] == 4 and [h["step"] for h in s["history"]] == [4]
-    assert torch.load(ckpt, weights_only=False)["step"] == 4
+    assert checkpoint.read(ckpt)["step"] == 4
 
     other = [a if a != "dim=8" else "dim=16" for a in base]
     code, out, err = run_cli([*other, "--steps", "6", "--resume"], capsys)
     assert code == 2 and out == ""
     assert "cannot resume from" in err and "another model or config" in err
     assert "config.dim: model 16, checkpoint 8" in err and "Traceback" not in err
-    assert torch.load(ckpt, weights_only=False)["step"] == 4  # left alone
+    assert checkpoint.read(ckpt)["step"] == 4  # left alone
 
 
 def write_bad_label_file(tmp_path) -> str:
@@ -135,7 +136,52 @@ BAD = {
     "config field": (["--model", "wukong", "--set", "nope=1"], r"has no fields \['nope'\]"),
     "set syntax": (["--model", "wukong", "--set", "dim"], "--set takes KEY=VALUE"),
     "resume alone": (["--model", "wukong", "--resume"], "--resume needs --checkpoint"),
-    "negative steps": (["--model", "wukong", "--steps", "-1"], "--steps must be >= 0"),
+    "negative steps": (["--model", "wukong", "--steps", "-1"], "--steps: must be an int >= 0"),
+    # every value is checked by argparse before any work: the flag, what, and the value
+    "lr nan": (
+        ["--model", "wukong", "--lr", "nan"],
+        r"--lr: must be a finite number > 0, got 'nan'",
+    ),
+    "lr -1": (["--model", "wukong", "--lr", "-1"], r"--lr: must be a finite number > 0, got '-1'"),
+    "embedding lr": (["--model", "wukong", "--embedding-lr", "-0.5"], r"--embedding-lr: .*'-0.5'"),
+    "valid fraction": (
+        ["--model", "wukong", "--valid-fraction", "1"],
+        r"--valid-fraction: .*\(0, 1\)",
+    ),
+    "buckets 2.5": (
+        ["--model", "wukong", "--buckets", "2.5"],
+        r"--buckets: must be an int >= 2, got '2.5'",
+    ),
+    "batch size 0": (
+        ["--model", "wukong", "--batch-size", "0"],
+        r"--batch-size: must be an int >= 1",
+    ),
+    # --set values of the config field's type, and a build failure names the --set
+    "checkpoint a dir": (
+        ["--model", "wukong", "--checkpoint", "/"],
+        r"--checkpoint: must be a file path, got '/' \(a directory\)",
+    ),
+    "json a dir": (["--model", "wukong", "--json", "/tmp"], r"--json: must be a file path"),
+    "set dim=-3": (
+        ["--model", "wukong", "--set", "dim=-3"],
+        r"--set dim: must be an int >= 0, got -3",
+    ),
+    "set dim=abc": (
+        ["--model", "wukong", "--set", "dim=abc"],
+        r"--set dim: must be an int >= 0, got 'abc'",
+    ),
+    "set heads=0": (
+        ["--model", "dhen", "--set", "heads=0"],
+        r"cannot build dhen with --set heads=0",
+    ),
+    "set hidden": (
+        ["--model", "dhen", "--set", "dense_hidden=[8,-1]"],
+        r"--set dense_hidden: must be a list of ints",
+    ),
+    "set a bool": (
+        ["--model", "dhen", "--set", "check_inputs=1"],
+        r"--set check_inputs: must be true or false",
+    ),
     "bad label": (["--model", "dhen", "--data", write_bad_label_file], "line 3 .*got '7'"),
     "backend here": (["--model", "dhen", "--backend", "cuda", "--device", "cpu"], "cannot run"),
     "junk checkpoint": (
@@ -163,6 +209,6 @@ def test_cli_cuda_without_a_gpu(capsys):
 
 
 def test_cli_recipe_and_backend_choices_are_checked_by_argparse(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["train", "--model", "wukong", "--recipe", "fp4"])
-    assert e.value.code == 2 and "invalid choice: 'fp4'" in capsys.readouterr().err
+    assert main(["train", "--model", "wukong", "--recipe", "fp4"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'fp4'" in err and len(err.strip().splitlines()) == 1

@@ -451,7 +451,7 @@ namespace {
 
 // The public FM ops: defined in recperf, and in recperf_dispatch for their Python
 // dispatcher on the CPU (csrc/ops/fast_path.h). Their Python device and fake kernels are
-// in recperf/ops/fm.py, their CPU fast path in fm_fast_path.cpp, autograd in autograd.cpp.
+// in recperf/ops/fm.py, their CPU fast path in fm_fast_path.cpp, autograd in fm_autograd.cpp.
 const char* const kFmSchemas[] = {
     "fm_pairwise(Tensor x, bool include_self=False, str backend=\"auto\") -> Tensor",
     "fm_pairwise_backward(Tensor grad, Tensor x, bool include_self=False, "

@@ -2,7 +2,7 @@
 // and their backward, in recperf and, for their Python dispatcher on the CPU
 // (csrc/ops/fast_path.h), in recperf_dispatch. Python device and fake kernels live in
 // recperf/ops/linear_norm.py, the CPU fast path in linear_norm_fast_path.cpp, the
-// autograd in autograd.cpp.
+// autograd in linear_norm_autograd.cpp.
 #include <torch/library.h>
 
 #include <string>

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recperf.ops._checks import check_tensor
+
 
 @dataclass(frozen=True)
 class SequenceSpec:
@@ -198,10 +200,16 @@ def from_named(
     return single_hot(spec, d, s, labels, tuple(q[0] for q in seqs), tuple(q[1] for q in seqs))
 
 
-def check_batch(batch: Batch, spec: FeatureSpec) -> None:
-    """``ValueError`` for any batch that does not fit ``spec`` (module docstring)."""
+def check_batch(batch: Batch, spec: FeatureSpec, dense_dtype: torch.dtype | None = None) -> None:
+    """``ValueError`` for any batch that does not fit ``spec`` (module docstring), and
+    ``TypeError`` for a field of the wrong type; ``dense_dtype`` (the model's) is the
+    dtype ``dense`` must have when there are dense features."""
     if not isinstance(batch, Batch):
         raise TypeError(f"a model takes a recperf.models.Batch, got {type(batch).__name__}")
+    check_tensor(batch.dense, "batch.dense")
+    if batch.labels is not None:
+        check_tensor(batch.labels, "batch.labels")
+    _check_devices(batch)
     B = batch.dense.shape[0] if batch.dense.dim() == 2 else -1
     if batch.dense.dim() != 2 or batch.dense.shape[1] != spec.num_dense:
         raise ValueError(
@@ -210,6 +218,11 @@ def check_batch(batch: Batch, spec: FeatureSpec) -> None:
         )
     if not batch.dense.is_floating_point():
         raise TypeError(f"dense must be floating point, got {batch.dense.dtype}")
+    if dense_dtype is not None and spec.num_dense and batch.dense.dtype != dense_dtype:
+        raise TypeError(
+            f"dense must have the model's dtype {dense_dtype}, got {batch.dense.dtype} "
+            "(convert it with batch.dense.to(...))"
+        )
     bad = int((~torch.isfinite(batch.dense)).sum())
     if bad:
         raise ValueError(
@@ -267,6 +280,27 @@ def check_batch(batch: Batch, spec: FeatureSpec) -> None:
         if bad.any():
             value = batch.labels[bad][0].item()
             raise ValueError(f"labels must be 0 or 1, got {value!r} ({int(bad.sum())} such)")
+
+
+def _check_devices(batch: Batch) -> None:
+    """Every tensor on dense's device, and not the meta device: the checks read values."""
+    device = batch.dense.device
+    if device.type == "meta":
+        raise ValueError(
+            "batch.dense is on the meta device: a model's input checks read the batch's "
+            "values; give real tensors (or build the model with check_inputs=False to trace)"
+        )
+    fields = {"ids": batch.ids, "offsets": batch.offsets, "seq_ids": batch.seq_ids}
+    fields["seq_lengths"] = batch.seq_lengths
+    if batch.labels is not None:
+        fields["labels"] = (batch.labels,)
+    for name, tensors in fields.items():
+        for i, t in enumerate(tensors):
+            if isinstance(t, torch.Tensor) and t.device != device:
+                where = name if name == "labels" else f"{name}[{i}]"
+                raise ValueError(
+                    f"batch.{where} must be on batch.dense's device ({device}), got {t.device}"
+                )
 
 
 def _check_ints(t: object, what: str, rank: int) -> None:

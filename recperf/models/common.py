@@ -195,7 +195,8 @@ class CTRModel(nn.Module):
 
     def check(self, batch: Batch) -> None:
         if self.config.check_inputs and not torch.compiler.is_compiling():
-            check_batch(batch, self.spec)
+            param = next(self.parameters(), None)
+            check_batch(batch, self.spec, None if param is None else param.dtype)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Mean binary cross-entropy of the batch's labels."""

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from recperf.ops._checks import checked_types
 from recperf.ops.fm import fm_pairwise, fm_projected, fm_projected_norm, pair_count
 
 MODES = ("projected_norm", "projected", "pairwise")
@@ -26,6 +27,7 @@ class FMInteraction(nn.Module):
     scale of one embedding. ``backend`` is passed to the op (a LoKA plan sets it).
     """
 
+    @checked_types
     def __init__(
         self,
         num_features: int,

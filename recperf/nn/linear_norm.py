@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from recperf.ops._checks import checked_types
 from recperf.ops.linear_norm import grouped_linear_norm, linear_norm
 from recperf.ops.recipes import NORMS, recipe
 
@@ -89,6 +90,7 @@ class LinearNorm(_LinearNormBase):
     [.., out_features]. ``norm`` in {"layer", "rms", "none"}; ``elementwise_affine``
     gives the norm its weight (and, for LayerNorm, bias)."""
 
+    @checked_types
     def __init__(
         self,
         in_features: int,
@@ -155,6 +157,7 @@ class GroupedLinearNorm(_LinearNormBase):
 
     _op = staticmethod(grouped_linear_norm)
 
+    @checked_types
     def __init__(
         self,
         groups: int,

@@ -3,6 +3,11 @@ and what was given, and is raised before any kernel runs."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import types
+import typing
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
@@ -71,3 +76,65 @@ def check_grad(grad: torch.Tensor, x: torch.Tensor, shape: tuple[int, ...]) -> N
     check_same_device(grad, "grad", x, "x")
     if grad.dtype != x.dtype:
         raise TypeError(f"grad must have x's dtype ({x.dtype}), got {grad.dtype}")
+
+
+# ------------------------------------------------------------------------------------
+# Python types of the public API's arguments: one check, read from the annotations.
+
+_NONE = type(None)
+
+
+def _accepted(hint: object) -> tuple[type, ...] | None:
+    """The classes a value of annotation ``hint`` may be an instance of; None: unchecked.
+    ``float`` takes an int too (as Python's own numeric tower does), never a bool."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        parts = [_accepted(h) for h in typing.get_args(hint)]
+        return None if None in parts else tuple(c for p in parts for c in p)
+    if hint is None or hint is _NONE:
+        return (_NONE,)
+    if hint is float:
+        return (float, int)
+    return (hint,) if isinstance(hint, type) else None
+
+
+def _describe(classes: tuple[type, ...]) -> str:
+    names = {torch.Tensor: "a torch.Tensor", torch.dtype: "a torch.dtype", _NONE: "None"}
+    shown = [names.get(c, f"{'an' if c.__name__[0] in 'aeiou' else 'a'} {c.__name__}")
+             for c in classes if not (c is int and float in classes)]  # fmt: skip
+    return " or ".join(shown)
+
+
+def _fits(value: object, classes: tuple[type, ...]) -> bool:
+    # bool is an int to isinstance; to an int or float argument it is a mistake.
+    if isinstance(value, bool):
+        return bool in classes
+    return isinstance(value, classes)
+
+
+def checked_types(fn):
+    """Decorate a public function (or module ``__init__``) so that an argument whose
+    Python type does not fit its annotation (``None`` for a tensor, ``"1e-5"`` for a
+    float, ``"yes"`` for a bool) raises ``TypeError`` naming it, before anything runs.
+    Unannotated arguments and annotations other than classes and ``X | None`` are left
+    to the function."""
+    hints = typing.get_type_hints(fn)
+    names = list(inspect.signature(fn).parameters)
+    accepted = [_accepted(hints.get(name)) if name in hints else None for name in names]
+    by_name = dict(zip(names, accepted, strict=True))
+
+    def check(name: str, value: object, classes: tuple[type, ...] | None) -> None:
+        if classes is not None and not _fits(value, classes):
+            shown = "" if isinstance(value, torch.Tensor) else f" ({value!r:.40})"
+            raise TypeError(
+                f"{name} must be {_describe(classes)}, got {type(value).__name__}{shown}"
+            )
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for name, value, classes in zip(names, args, accepted, strict=False):
+            check(name, value, classes)
+        for name, value in kwargs.items():
+            check(name, value, by_name.get(name))
+        return fn(*args, **kwargs)
+
+    return wrapper

@@ -19,7 +19,7 @@ import torch
 
 from recperf import dispatch
 from recperf.ops import a2a_backends  # registers the permute_chunks backends
-from recperf.ops._checks import check_tensor
+from recperf.ops._checks import check_tensor, checked_types
 from recperf.ops.a2a_ref import inverse_order
 
 _ops = torch.ops.recperf
@@ -118,6 +118,7 @@ torch.library.register_autograd("recperf::permute_chunks", _backward, setup_cont
 # Typed wrapper
 
 
+@checked_types
 def permute_chunks(
     input: torch.Tensor,
     chunk_sizes: torch.Tensor,

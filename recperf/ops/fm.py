@@ -5,7 +5,7 @@ Here: their argument checks, their device kernels (which validate, then ask the
 dispatcher for a backend; on CPU tensors a compiled fast path runs first, see
 csrc/ops/fm_fast_path.cpp), their fake kernels for ``torch.compile``, and the typed
 wrappers. Their autograd (whose backward is the ``*_backward`` recperf op) is C++, in
-csrc/ops/autograd.cpp.
+csrc/ops/fm_autograd.cpp.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from recperf.ops._checks import (
     check_same_device,
     check_size,
     check_tensor,
+    checked_types,
 )
 
 _ops = torch.ops.recperf
@@ -185,18 +186,21 @@ def _fm_projected_norm_backward_fake(grad, x, proj, weight, bias, eps=1e-5, back
 # Typed wrappers
 
 
+@checked_types
 def fm_pairwise(x: torch.Tensor, include_self: bool = False, backend: str = "auto") -> torch.Tensor:
     """DLRM-style pairwise dots: x [B, n, d] -> [B, n(n-1)/2] (or n(n+1)/2 with
     ``include_self``), pair p = (i, j) in ``torch.triu_indices`` order."""
     return _ops.fm_pairwise(x, include_self, backend)
 
 
+@checked_types
 def fm_projected(x: torch.Tensor, proj: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """Wukong's optimized FM: x [B, n, d], proj [n, k] -> x . (x^T . proj) [B, n, k],
     never forming x . x^T."""
     return _ops.fm_projected(x, proj, backend)
 
 
+@checked_types
 def fm_projected_norm(
     x: torch.Tensor,
     proj: torch.Tensor,

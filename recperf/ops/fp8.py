@@ -21,6 +21,7 @@ from recperf.ops._checks import (
     check_same_device,
     check_size,
     check_tensor,
+    checked_types,
 )
 from recperf.ops.fp8_ref import FP8_DTYPES, GRANULARITIES
 
@@ -175,10 +176,11 @@ torch.library.register_autograd("recperf::fp8_gemm", _gemm_backward, setup_conte
 # Typed wrappers
 
 
+@checked_types
 def quantize_fp8(
     x: torch.Tensor,
     granularity: str = "row",
-    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    fp8_dtype: torch.dtype | None = torch.float8_e4m3fn,
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x [M, K] -> (q [M, K] fp8, scale fp32 [M, 1] ("row") or [] ("tensor")), x ~= q *
@@ -187,10 +189,11 @@ def quantize_fp8(
     return _ops.quantize_fp8(x, granularity, fp8_dtype, backend)
 
 
+@checked_types
 def quantize_fp8_transposed(
     x: torch.Tensor,
     granularity: str = "row",
-    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    fp8_dtype: torch.dtype | None = torch.float8_e4m3fn,
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The quantization of x^T in one pass (cast-transpose): q [K, M] contiguous, scale
@@ -198,13 +201,14 @@ def quantize_fp8_transposed(
     return _ops.quantize_fp8_transposed(x, granularity, fp8_dtype, backend)
 
 
+@checked_types
 def fp8_gemm(
     a: torch.Tensor,
     a_scale: torch.Tensor,
     b: torch.Tensor,
     b_scale: torch.Tensor,
     bias: torch.Tensor | None = None,
-    out_dtype: torch.dtype = torch.bfloat16,
+    out_dtype: torch.dtype | None = torch.bfloat16,
     backend: str = "auto",
 ) -> torch.Tensor:
     """(a * a_scale) (b * b_scale)^T + bias: a [M, K] and b [N, K] (nn.Linear's layout)

@@ -4,7 +4,7 @@
 
 Here: their checks, device kernels (dispatch; on CPU tensors a compiled fast path runs
 first, csrc/ops/linear_norm_fast_path.cpp), fake kernels and the typed wrappers, which
-also flatten leading batch dims of x. Their autograd is C++ (csrc/ops/autograd.cpp).
+also flatten leading batch dims of x. Their autograd is C++ (csrc/ops/linear_norm_autograd.cpp).
 
 Training: on CPU tensors the autograd runs ``*_forward``, which also returns the forward
 GEMM's fp32 product (``preact``, M x N, what plain torch keeps for its layer norm too),
@@ -28,6 +28,7 @@ from recperf.ops._checks import (
     check_rank,
     check_same_device,
     check_tensor,
+    checked_types,
 )
 from recperf.ops.linear_norm_ref import preact_ref
 from recperf.ops.recipes import NORMS, recipe
@@ -212,6 +213,7 @@ _register("grouped_linear_norm", grouped=True)
 # Typed wrappers
 
 
+@checked_types
 def linear_norm(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -227,7 +229,17 @@ def linear_norm(
     """Norm(x . weight^T + bias + residual): x [.., K] (leading dims flattened to M),
     weight [N, K], bias / norm_weight / norm_bias [N], residual [.., N] -> [.., N] in x's
     dtype. ``recipe`` fixes the precision of the forward, dgrad and wgrad GEMMs."""
+    if x.dim() == 0:
+        raise ValueError("x must have rank >= 1 ([.., K]), got rank 0")
     lead = x.shape[:-1]
+    # Rows are paired after flattening: residual's leading dims must be x's, not merely
+    # hold as many rows (a [5, 2, N] residual for a [2, 5, K] x would land on wrong rows).
+    if residual is not None and (residual.dim() == 0 or residual.shape[:-1] != lead):
+        raise ValueError(
+            f"residual must have x's leading shape {tuple(lead)} (residual [.., N] for "
+            f"x [.., K]), got residual shape {tuple(residual.shape)} for x shape "
+            f"{tuple(x.shape)}"
+        )
     x2 = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
     r2 = (
         residual.reshape(-1, residual.shape[-1])
@@ -238,6 +250,7 @@ def linear_norm(
     return y.reshape(*lead, y.shape[-1]) if x.dim() != 2 else y
 
 
+@checked_types
 def grouped_linear_norm(
     x: torch.Tensor,
     weight: torch.Tensor,

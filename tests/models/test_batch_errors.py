@@ -110,3 +110,39 @@ def test_multi_hot_bags_and_empty_bags_run(tiny_spec):
         )
     )
     assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+# Issue 20, class 5: what fails later inside a kernel is checked at the boundary.
+MODELS = ["wukong", "dhen", "dmt", "interformer"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_dense_in_another_dtype_than_the_model(tiny_spec, name):
+    torch.manual_seed(0)
+    model, batch = build_model(name, tiny_spec, dim=8), example_batch(tiny_spec, 4)
+    for dtype in (torch.float64, torch.bfloat16):
+        with pytest.raises(TypeError, match=rf"dense must have the model's dtype torch.float32, got {dtype}"):  # fmt: skip
+            model(_with(batch, dense=batch.dense.to(dtype)))
+    # A float64 model takes float64 dense features (the float64 twin's way).
+    model.double()
+    assert model(_with(batch, dense=batch.dense.double())).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_meta_batch_is_refused(tiny_spec, name):
+    model, batch = build_model(name, tiny_spec, dim=8), example_batch(tiny_spec, 4)
+    with pytest.raises(ValueError, match=r"batch\.dense is on the meta device"):
+        model(batch.to("meta"))
+
+
+def test_fields_of_the_wrong_type_or_device(model_and_batch):
+    model, batch = model_and_batch
+    with pytest.raises(TypeError, match=r"^batch\.dense must be a torch\.Tensor, got NoneType"):
+        model(_with(batch, dense=None))
+    with pytest.raises(TypeError, match=r"^batch\.labels must be a torch\.Tensor, got list"):
+        model(_with(batch, labels=[0, 1, 0, 1]))
+    offsets = _replace_at(batch.offsets, 3, batch.offsets[3].to("meta"))
+    with pytest.raises(ValueError, match=r"batch\.offsets\[3\] must be on batch\.dense's device"):
+        model(_with(batch, offsets=offsets))
+    with pytest.raises(ValueError, match=r"batch\.labels must be on batch\.dense's device"):
+        model(_with(batch, labels=batch.labels.to("meta")))

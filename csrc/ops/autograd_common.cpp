@@ -57,15 +57,15 @@ void refuse_derivative(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
       if (arg.isTensor() && arg.toTensor().requires_grad()) tracked.push_back(arg.toTensor());
     }
   }
-  {
-    at::AutoDispatchBelowADInplaceOrView below;
-    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
-  }
+  // Below autograd for this op only, as torch's own fallback: a kernel may use autograd
+  // inside (the third-party backends' backward recomputes its forward under enable_grad).
+  op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
   if (tracked.empty()) return;
   const size_t num_results = op.schema().returns().size();
   std::vector<Tensor> results;
   for (size_t i = stack->size() - num_results; i < stack->size(); ++i) {
-    results.push_back((*stack)[i].toTensor());
+    // A history the kernel's torch ops recorded is not this op's derivative: dropped.
+    results.push_back((*stack)[i].toTensor().detach());
   }
   torch::jit::drop(*stack, num_results);
   auto wrapped = NoDerivative::apply(at::TensorList(tracked), results, message_for(op.schema().operator_name()));

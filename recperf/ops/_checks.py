@@ -104,11 +104,9 @@ def _describe(classes: tuple[type, ...]) -> str:
     return " or ".join(shown)
 
 
-def _fits(value: object, classes: tuple[type, ...]) -> bool:
-    # bool is an int to isinstance; to an int or float argument it is a mistake.
-    if isinstance(value, bool):
-        return bool in classes
-    return isinstance(value, classes)
+def _refuse(name: str, value: object, classes: tuple[type, ...]) -> None:
+    shown = "" if isinstance(value, torch.Tensor) else f" ({value!r:.40})"
+    raise TypeError(f"{name} must be {_describe(classes)}, got {type(value).__name__}{shown}")
 
 
 def checked_types(fn):
@@ -116,25 +114,29 @@ def checked_types(fn):
     Python type does not fit its annotation (``None`` for a tensor, ``"1e-5"`` for a
     float, ``"yes"`` for a bool) raises ``TypeError`` naming it, before anything runs.
     Unannotated arguments and annotations other than classes and ``X | None`` are left
-    to the function."""
+    to the function. bool is an int to isinstance; to an int or float argument it is a
+    mistake."""
     hints = typing.get_type_hints(fn)
     names = list(inspect.signature(fn).parameters)
-    accepted = [_accepted(hints.get(name)) if name in hints else None for name in names]
-    by_name = dict(zip(names, accepted, strict=True))
-
-    def check(name: str, value: object, classes: tuple[type, ...] | None) -> None:
-        if classes is not None and not _fits(value, classes):
-            shown = "" if isinstance(value, torch.Tensor) else f" ({value!r:.40})"
-            raise TypeError(
-                f"{name} must be {_describe(classes)}, got {type(value).__name__}{shown}"
-            )
+    # Per parameter: (name, accepted classes or None, whether a bool is accepted).
+    rules = [(n, c, c is not None and bool in c) for n, c in
+             ((n, _accepted(hints[n]) if n in hints else None) for n in names)]  # fmt: skip
+    by_name = {rule[0]: rule for rule in rules}
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        for name, value, classes in zip(names, args, accepted, strict=False):
-            check(name, value, classes)
-        for name, value in kwargs.items():
-            check(name, value, by_name.get(name))
+        # The hot path of every public op: one isinstance per argument.
+        for (name, classes, takes_bool), value in zip(rules, args, strict=False):
+            if classes is not None and (
+                not isinstance(value, classes) or (value.__class__ is bool and not takes_bool)
+            ):
+                _refuse(name, value, classes)
+        for key, value in kwargs.items():
+            name, classes, takes_bool = by_name.get(key, (key, None, False))
+            if classes is not None and (
+                not isinstance(value, classes) or (value.__class__ is bool and not takes_bool)
+            ):
+                _refuse(name, value, classes)
         return fn(*args, **kwargs)
 
     return wrapper

@@ -4,6 +4,8 @@ bool, on every op and backend, and in the modules' constructors."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from conftest import cpu_backends
@@ -14,8 +16,10 @@ from recperf.ops._checks import checked_types
 BACKENDS = [*cpu_backends(), "auto"]
 
 
+@functools.cache
 def valid_calls():
-    """(function, keyword arguments that it accepts) per public op."""
+    """(function, keyword arguments that it accepts) per public op (built once; no test
+    changes them)."""
     x3, proj, vec = torch.randn(2, 4, 3), torch.randn(4, 2), torch.randn(8)
     x2, w, n = torch.randn(5, 6), torch.randn(3, 6), torch.randn(3)
     a, a_scale = recperf.quantize_fp8(torch.randn(5, 16))

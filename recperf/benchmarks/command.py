@@ -4,9 +4,7 @@ plot one, or regenerate the index of committed results."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -19,6 +17,14 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     )
     bench.add_argument("--dtype", help="comma-separated dtypes, e.g. float32,bfloat16")
     bench.add_argument("--json", help="also write the rows and run metadata to this file")
+    bench.add_argument(
+        "--jsonl", help="write the metadata, then each case's rows as it finishes (JSON lines)"
+    )
+    bench.add_argument(
+        "--first",
+        action="append",
+        help="run the cases whose name contains this first, in the order given (repeatable)",
+    )
     bench.add_argument("--plot", help="write a PNG: roofline fraction and speedup per op")
     bench.add_argument("--from", dest="from_json", help="plot this result file instead of running")
     bench.add_argument("--repeats", type=int, default=7, help="timed runs per variant (CPU)")
@@ -56,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
             console.print("error: --from needs --plot", style="red")
             return 2
         from recperf.benchmarks.plot import plot
+        from recperf.benchmarks.report import read_results
 
-        payload = json.loads(Path(args.from_json).read_text())
+        payload = read_results(args.from_json)
         console.print(f"wrote {plot(payload['rows'], payload['meta'], args.plot)}")
         return 0
     return _run_cases(args, console)
@@ -77,6 +84,7 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
         return 2
     dtypes = args.dtype.split(",") if args.dtype else None
     cases = registry.select(registry.default_cases(device, args.quick), args.filter, dtypes)
+    cases = first(cases, args.first or [])
     if not cases:
         print("error: no benchmark case matches the filters", file=sys.stderr)
         return 2
@@ -86,6 +94,10 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
 
     inductor_config.compile_threads = 1
     ceilings = roofline.measure_ceilings(device, quick=args.quick)
+    meta = report.metadata(device, ceilings, sys.argv)
+    meta["cpu_allocator"] = "keeps freed memory" if warm_allocator else "default"
+    if args.jsonl:
+        report.start_jsonl(args.jsonl, meta)
     bar = tqdm(cases, desc="recperf bench", unit="case", file=sys.stderr)
     rows = runner.run(
         bar,
@@ -94,10 +106,11 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
         compile_baseline=not args.no_compile,
         repeats=2 if args.quick else args.repeats,
         progress=lambda name: bar.set_postfix_str(name[:60]),
+        on_rows=(lambda case_rows: report.append_jsonl(args.jsonl, case_rows))
+        if args.jsonl
+        else None,
     )
     report.print_table(rows, ceilings)
-    meta = report.metadata(device, ceilings, sys.argv)
-    meta["cpu_allocator"] = "keeps freed memory" if warm_allocator else "default"
     if args.json:
         report.write_json(args.json, rows, meta)
         print(f"wrote {args.json}")
@@ -106,3 +119,10 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
 
         print(f"wrote {plot([r.as_dict() for r in rows], meta, args.plot)}")
     return 1 if any(r.error for r in rows) else 0
+
+
+def first(cases: list, patterns: list[str]) -> list:
+    """The cases matching each pattern in turn (each case once), then the rest in order."""
+    ordered = [c for p in patterns for c in cases if p in c.name]
+    ordered = list({id(c): c for c in ordered}.values())
+    return ordered + [c for c in cases if all(c is not o for o in ordered)]

@@ -113,3 +113,35 @@ def write_json(path: str | Path, rows: list[Row], meta: dict) -> None:
     payload = {"meta": meta, "rows": [r.as_dict() for r in rows]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def start_jsonl(path: str | Path, meta: dict) -> None:
+    """A results file written as the run goes: a {"meta": ...} line, then one
+    {"row": ...} line per row (append_jsonl), each flushed when written."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"meta": meta}) + "\n")
+
+
+def append_jsonl(path: str | Path, rows: list[Row]) -> None:
+    with Path(path).open("a") as f:
+        for r in rows:
+            f.write(json.dumps({"row": r.as_dict()}) + "\n")
+
+
+def read_results(path: str | Path) -> dict:
+    """{"meta", "rows"} of a results file, .json (write_json) or .jsonl (start_jsonl); a
+    .jsonl line cut short by a killed run is dropped."""
+    text = Path(path).read_text()
+    if not str(path).endswith(".jsonl"):
+        return json.loads(text)
+    payload = {"meta": {}, "rows": []}
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "meta" in entry:
+            payload["meta"] = entry["meta"]
+        elif "row" in entry:
+            payload["rows"].append(entry["row"])
+    return payload

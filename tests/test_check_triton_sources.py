@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 spec = importlib.util.spec_from_file_location("check", ROOT / "tools" / "check_triton_sources.py")
 check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check)
-os.environ["TRITON_INTERPRET"] = "1"  # the module pops it at import; the other tests need it
+_interpret = os.environ.get("TRITON_INTERPRET")
+spec.loader.exec_module(check)  # pops TRITON_INTERPRET: put it back for the other tests
+if _interpret is not None:
+    os.environ["TRITON_INTERPRET"] = _interpret
 
 import triton_capture  # noqa: E402
 

@@ -5,6 +5,8 @@
 #   make bench   the main job: the kernel microbenchmarks on this machine's device
 #   make lint    ruff
 #   make cuda-check   compile every CUDA source for sm_90a with nvcc (no GPU needed)
+#   make triton-check every Triton launch of the GPU benchmarks and tests, compiled for sm_90a
+#   make triton-new   the same and the kernels' interpreter tests on the newest Triton
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,9 +15,14 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 # The Triton of the GPU machines: tests use no newer Triton API than this.
 TRITON_SPEC ?= triton==3.6.0
+# The newest Triton, in a venv of its own over $(VENV)'s torch and recperf (a .pth file
+# appends $(VENV)'s site-packages after its own, so its triton wins): kernels/ must stay
+# correct from the floor (TRITON_SPEC) to this one.
+TRITON_NEW_SPEC ?= triton
+VENV_NEW ?= .venv-triton-new
 NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
 
-.PHONY: install test test-slow bench lint cuda-check clean torch-spec
+.PHONY: install test test-slow bench lint cuda-check triton-check triton-new clean torch-spec
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -49,8 +56,25 @@ lint: install
 cuda-check: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" tools/check_cuda_sources.sh
 
+triton-check: install
+	$(PY) tools/check_triton_sources.py
+
+$(VENV_NEW)/.installed: $(VENV)/.installed
+	python3 -m venv $(VENV_NEW)
+	$(VENV_NEW)/bin/python -m pip install --quiet --no-deps --upgrade "$(TRITON_NEW_SPEC)"
+	base=$$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"); \
+	new=$$($(VENV_NEW)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"); \
+	echo "import site; site.addsitedir('$$base')" > "$$new/zz-recperf-base.pth"
+	touch $@
+
+# Only the tests that run kernels/ (their ids name the triton backend).
+triton-new: $(VENV_NEW)/.installed
+	$(VENV_NEW)/bin/python -c "import triton; print('newest triton:', triton.__version__)"
+	$(VENV_NEW)/bin/python -m pytest -q -p no:cacheprovider tests/ops tests/nn -k triton
+	$(VENV_NEW)/bin/python tools/check_triton_sources.py
+
 torch-spec:
 	@echo "$(TORCH_SPEC)"
 
 clean:
-	rm -rf build *.egg-info recperf/*.so $(VENV)
+	rm -rf build *.egg-info recperf/*.so $(VENV) $(VENV_NEW)

@@ -5,7 +5,7 @@ A backend passes an op's kernels (forward and backward) when every GPU test nami
 backend and op passed (none failed or errored, at least one ran) and its compile test
 passed. recperf/validated.py may then list it, citing the committed file.
 
-    python bench/collect_gpu_results.py --junit gpu_tests.xml --bench bench_cuda.json \
+    python bench/collect_gpu_results.py --junit gpu_tests.xml --bench bench_cuda.jsonl \
         --out bench/results/2026-11-28-h100.json
 """
 
@@ -77,9 +77,13 @@ def main() -> None:
     p.add_argument("--junit", type=Path, required=True)
     p.add_argument("--bench", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--plot", type=Path, help="also plot the benchmark rows to this PNG")
     args = p.parse_args()
-    outcomes = test_outcomes(args.junit)
-    bench = json.loads(args.bench.read_text()) if args.bench.exists() else {"meta": {}, "rows": []}
+    # A tests step stopped by its limit leaves no report: then no backend passed.
+    outcomes = test_outcomes(args.junit) if args.junit.exists() else []
+    from recperf.benchmarks.report import read_results
+
+    bench = read_results(args.bench) if args.bench.exists() else {"meta": {}, "rows": []}
     counts = defaultdict(int)
     for o in outcomes:
         counts[o["state"]] += 1
@@ -94,6 +98,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
+    if args.plot and record["rows"]:
+        from recperf.benchmarks.plot import plot
+
+        print(f"wrote {plot(record['rows'], record['meta'], args.plot)}")
     print(
         f"wrote {args.out}: tests {dict(counts)}; passed {record['gpu_tests']['passed_backends']}"
     )

@@ -264,7 +264,9 @@ def _cast_kernel(
         parts = tl.load(part_ptr + offs_p, mask=offs_p < P, other=0)
         amax_all = tl.zeros([BLOCK_L], dtype=tl.int32) + tl.max(parts, axis=0)
         inv, scale = _scales(amax_all, TOP)
-        first = (pid == 0) & (s == 0) & (lanes == 0)
+        # One comparison, not `scalar & tensor` masks: Triton >= 3.9's interpreter turns
+        # those into integer masks that tl.store refuses.
+        first = (pid + s + lanes) == 0  # all three are >= 0
         tl.store(scale_ptr + lanes, scale, mask=first)  # lane 0 only: scale_ptr is []
     lb = pid
     while lb < n_blocks:
@@ -277,7 +279,7 @@ def _cast_kernel(
                 amax_bits = tl.maximum(amax_bits, part)
                 i += 1
             inv, scale = _scales(amax_bits, TOP)
-            tl.store(scale_ptr + offs_l, scale, mask=(offs_l < L) & (s == 0))
+            tl.store(scale_ptr + offs_l, scale, mask=offs_l + s * L < L)  # split 0 only
         e0 = e_begin
         while e0 < e_end:
             offs_e = e0 + cols

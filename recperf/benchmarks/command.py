@@ -24,6 +24,16 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
         "--json", type=output_file, help="also write the rows and run metadata to this file"
     )
     bench.add_argument(
+        "--jsonl",
+        type=output_file,
+        help="write the metadata, then each case's rows as it finishes (JSON lines)",
+    )
+    bench.add_argument(
+        "--first",
+        action="append",
+        help="run the cases whose name contains this first, in the order given (repeatable)",
+    )
+    bench.add_argument(
         "--plot", type=output_file, help="write a PNG: roofline fraction and speedup per op"
     )
     bench.add_argument("--from", dest="from_json", help="plot this result file instead of running")
@@ -115,6 +125,7 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
         return 2
     dtypes = args.dtype
     cases = registry.select(registry.default_cases(device, args.quick), args.filter, dtypes)
+    cases = first(cases, args.first or [])
     if not cases:
         print("recperf bench: error: no benchmark case matches the filters", file=sys.stderr)
         return 2
@@ -124,6 +135,10 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
 
     inductor_config.compile_threads = 1
     ceilings = roofline.measure_ceilings(device, quick=args.quick)
+    meta = report.metadata(device, ceilings, sys.argv)
+    meta["cpu_allocator"] = "keeps freed memory" if warm_allocator else "default"
+    if args.jsonl:
+        report.start_jsonl(args.jsonl, meta)
     bar = tqdm(cases, desc="recperf bench", unit="case", file=sys.stderr)
     rows = runner.run(
         bar,
@@ -132,10 +147,11 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
         compile_baseline=not args.no_compile,
         repeats=2 if args.quick else args.repeats,
         progress=lambda name: bar.set_postfix_str(name[:60]),
+        on_rows=(lambda case_rows: report.append_jsonl(args.jsonl, case_rows))
+        if args.jsonl
+        else None,
     )
     report.print_table(rows, ceilings)
-    meta = report.metadata(device, ceilings, sys.argv)
-    meta["cpu_allocator"] = "keeps freed memory" if warm_allocator else "default"
     if args.json:
         report.write_json(args.json, rows, meta)
         print(f"wrote {args.json}")
@@ -144,3 +160,10 @@ def _run_cases(args: argparse.Namespace, console: Console) -> int:
 
         print(f"wrote {plot([r.as_dict() for r in rows], meta, args.plot)}")
     return 1 if any(r.error for r in rows) else 0
+
+
+def first(cases: list, patterns: list[str]) -> list:
+    """The cases matching each pattern in turn (each case once), then the rest in order."""
+    ordered = [c for p in patterns for c in cases if p in c.name]
+    ordered = list({id(c): c for c in ordered}.values())
+    return ordered + [c for c in cases if all(c is not o for o in ordered)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from recperf.jsonfile import read_json
+from recperf.benchmarks.report import read_results
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class Change:
 
 
 def load(path: str | Path) -> dict:
-    """A result file of ``recperf bench --json``: a ValueError naming the file for one that
-    cannot be read, is not JSON, or is not shaped as one (meta, rows of case, variant and
-    median_ms a number > 0 or null)."""
-    payload = read_json(path)
+    """A result file of ``recperf bench --json`` or ``--jsonl``: a ValueError naming the file
+    for one that cannot be read, is not JSON, or is not shaped as one (meta, rows of case,
+    variant and median_ms a number > 0 or null)."""
+    payload = read_results(path)
     if not isinstance(payload, dict) or not isinstance(payload.get("meta"), dict):
         raise ValueError(f"{path} is not a recperf bench result (no 'meta' and 'rows')")
     rows = payload.get("rows")

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from recperf.benchmarks.roofline import Ceilings
 from recperf.benchmarks.runner import Row
+from recperf.jsonfile import parse_json, read_json
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -113,3 +114,39 @@ def write_json(path: str | Path, rows: list[Row], meta: dict) -> None:
     payload = {"meta": meta, "rows": [r.as_dict() for r in rows]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def start_jsonl(path: str | Path, meta: dict) -> None:
+    """A results file written as the run goes: a {"meta": ...} line, then one
+    {"row": ...} line per row (append_jsonl), each flushed when written."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"meta": meta}) + "\n")
+
+
+def append_jsonl(path: str | Path, rows: list[Row]) -> None:
+    with Path(path).open("a") as f:
+        for r in rows:
+            f.write(json.dumps({"row": r.as_dict()}) + "\n")
+
+
+def read_results(path: str | Path) -> dict:
+    """{"meta", "rows"} of a results file, .json (write_json) or .jsonl (start_jsonl); a
+    .jsonl line cut short by a killed run is dropped. What is wrong with the file itself is
+    a ValueError naming it (recperf.jsonfile); its shape is compare.load's check."""
+    if not str(path).endswith(".jsonl"):
+        return read_json(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    payload = {"meta": {}, "rows": []}
+    for line in text.splitlines():
+        try:
+            entry = parse_json(line, str(path))
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "meta" in entry:
+            payload["meta"] = entry["meta"]
+        elif isinstance(entry, dict) and "row" in entry:
+            payload["rows"].append(entry["row"])
+    return payload

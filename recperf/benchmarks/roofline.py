@@ -48,8 +48,8 @@ class Ceilings:
 
 # Datasheet figures (dense, no sparsity) for the GPUs we target; fp32 through the FMA
 # pipes since the fp32 kernels run in IEEE precision, not tf32. Sources: NVIDIA H100 and
-# H200 datasheets (SXM). Bandwidths measured on our lent machines were lower (H100
-# ~3.0 TB/s, H200 ~4.3 TB/s device-to-device copies): the GPU benchmark measures its own.
+# H200 datasheets (SXM). They are ceilings, not measurements: the GPU benchmark measures
+# its own (roofline.measure_ceilings) and records them in its results file.
 DATASHEETS = {
     "h100": Ceilings("NVIDIA H100 SXM (datasheet)", 3.35e12, 67e12, 989e12, "datasheet", 1979e12),
     "h200": Ceilings("NVIDIA H200 SXM (datasheet)", 4.8e12, 67e12, 989e12, "datasheet", 1979e12),

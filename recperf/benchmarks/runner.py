@@ -158,10 +158,16 @@ def run(
     compile_baseline: bool = True,
     repeats: int = 7,
     progress: Callable[[str], None] | None = None,
+    on_rows: Callable[[list[Row]], None] | None = None,
 ) -> list[Row]:
+    """Every case's rows; on_rows gets each case's as soon as they are measured (so a run
+    stopped by a timeout has written every case it finished)."""
     rows = []
     for case in cases:
         if progress:
             progress(case.name)
-        rows += run_case(case, device, ceilings, compile_baseline, repeats)
+        case_rows = run_case(case, device, ceilings, compile_baseline, repeats)
+        if on_rows:
+            on_rows(case_rows)
+        rows += case_rows
     return rows

@@ -15,17 +15,21 @@ from recperf.ops.fp8_ref import quantize_fp8_ref
 pytestmark = pytest.mark.gpu
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+# Module-level so that tools/check_triton_sources.py compiles these very launches.
+QUANTIZE_SHAPES = [(1, 1), (37, 53), (256, 1024), (4099, 96)]  # (M, K)
+QUANTIZE_DTYPES = [torch.float32, torch.bfloat16]
+GEMM_SHAPES = [(16, 16, 16), (1000, 512, 256), (2048, 1024, 1024)]  # (M, N, K)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("granularity", ["row", "tensor"])
 @pytest.mark.parametrize("fp8_dtype", [E4M3, E5M2], ids=["e4m3", "e5m2"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", QUANTIZE_DTYPES, ids=str)
 @pytest.mark.parametrize("op", ["quantize_fp8"])
 @pytest.mark.parametrize("backend", ["cuda", "triton", "torch"])
 def test_gpu_quantize_bit_exact(backend, op, dtype, fp8_dtype, granularity, transposed):
     quantize = recperf.quantize_fp8_transposed if transposed else recperf.quantize_fp8
-    for seed, (M, K) in enumerate([(1, 1), (37, 53), (256, 1024), (4099, 96)]):
+    for seed, (M, K) in enumerate(QUANTIZE_SHAPES):
         x = hard_rows(M, K, seed).to(dtype)
         x[min(3, M - 1), 0] = float("nan") if seed == 2 else x[min(3, M - 1), 0]
         q, s = quantize(x.cuda(), granularity, fp8_dtype, backend=backend)
@@ -38,7 +42,7 @@ def test_gpu_quantize_bit_exact(backend, op, dtype, fp8_dtype, granularity, tran
 @pytest.mark.parametrize("backend", ["triton", "scaled_mm", "torch"])
 def test_gpu_fp8_gemm(backend, op, granularity):
     g = torch.Generator().manual_seed(0)
-    for M, N, K in ((16, 16, 16), (1000, 512, 256), (2048, 1024, 1024)):
+    for M, N, K in GEMM_SHAPES:
         a, sa = quantize_fp8_ref(torch.randn(M, K, generator=g), granularity)
         b, sb = quantize_fp8_ref(torch.randn(N, K, generator=g), granularity)
         bias = torch.randn(N, generator=g).bfloat16()

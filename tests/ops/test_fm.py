@@ -9,7 +9,9 @@ from conftest import cpu_backends
 from numerics import TOL, assert_close, rel_err
 
 import recperf
+from recperf import dispatch
 from recperf.ops import fm_ref
+from recperf.ops.backends import triton_missing
 from recperf.ops.fm import pair_count
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
@@ -28,8 +30,24 @@ SHAPES = [
     (2, 41, 24, 6),  # upper-only Gram tiles that start mid-panel, with and without the next
     (2, 29, 40, 18),  # fm_projected_norm's Gram route: a row tail, a partial panel pair
 ]
-# The Triton interpreter is slow: its own (smaller) list keeps the same awkward cases.
-TRITON_SHAPES = [(1, 1, 1, 1), (2, 2, 3, 1), (3, 7, 13, 3), (1, 17, 16, 1), (2, 5, 33, 13)]
+# The Triton interpreter is slow: its own (smaller) list keeps the same awkward cases, and
+# shapes past the fused kernels' register tile (recperf.kernels.fm.FUSED_MAX_TILE, _K):
+# k = 40 (fused for 16-bit x, tiled for fp32), k = 70 (tiled: two 64-wide column tiles),
+# n = 257 and d = 1025 (one past the old limits of 256 and 1024).
+TRITON_SHAPES = [
+    (1, 1, 1, 1),
+    (2, 2, 3, 1),
+    (3, 7, 13, 3),
+    (1, 17, 16, 1),
+    (2, 5, 33, 13),
+    (2, 3, 8, 40),
+    (2, 5, 7, 70),
+    (1, 257, 3, 2),
+    (1, 2, 1025, 3),
+]
+# The tiled path at small sizes (thresholds lowered): n, d and k each span several 16-wide
+# tiles with a tail (37 = 2 * 16 + 5, 45, 40), and the one-element and prime cases.
+TILED_SHAPES = [(1, 1, 1, 1), (3, 7, 13, 3), (2, 37, 45, 40)]
 
 
 def shapes_for(backend):
@@ -150,6 +168,35 @@ def test_projected_norm(backend, dtype, shape, affine):
             assert got.grad.abs().max() < 1e-6, f"grad_{name} should be zero: {got.grad}"
         else:
             assert_close(got.grad, want, dtype, f"fm_projected_norm grad_{name}", gtol)
+
+
+@pytest.mark.skipif("triton" not in cpu_backends(), reason="needs Triton's interpreter")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", TILED_SHAPES, ids=str)
+def test_triton_tiled_path(monkeypatch, shape, dtype):
+    """The Triton kernels' tiled path (batched products, row-norm kernels), forced for
+    every projected kernel, forward and backward against float64."""
+    from recperf.kernels import fm as fm_kernels
+
+    monkeypatch.setattr(fm_kernels, "FUSED_MAX_TILE", dict.fromkeys(fm_kernels.FUSED_MAX_TILE, 0))
+    monkeypatch.setattr(fm_kernels, "TILED_MAX_BLOCK", 16)
+    products = []
+    real = fm_kernels._bmm
+    monkeypatch.setattr(fm_kernels, "_bmm", lambda *a, **kw: products.append(1) or real(*a, **kw))
+    test_projected("triton", dtype, shape)
+    assert len(products) == 2 + 4  # F = x (x^T P); T, gT, grad_x, grad_proj
+    for affine in (True, False):
+        test_projected_norm("triton", dtype, shape, affine)
+
+
+def test_triton_takes_every_shape():
+    """No Triton FM shape limit: a forced triton takes any size (no tensor is made)."""
+    if triton_missing() is not None:
+        pytest.skip(triton_missing())
+    shape = {"B": 4096, "n": 1000, "d": 4096, "k": 256}
+    for kernel in ("fm_pairwise_fwd", "fm_projected_bwd", "fm_projected_norm_bwd"):
+        inputs = dispatch.Inputs(device=torch.device("cuda"), dtype=torch.bfloat16, shape=shape)
+        assert dispatch.choose(kernel, inputs, "triton").backend == "triton"
 
 
 # ------------------------------------------------------------------------------------

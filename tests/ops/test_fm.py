@@ -180,11 +180,14 @@ def test_projected_norm(backend, dtype, shape, affine):
 @pytest.mark.parametrize("shape", TILED_SHAPES, ids=str)
 def test_triton_tiled_path(monkeypatch, shape, dtype):
     """The Triton kernels' tiled path (batched products, row-norm kernels), forced for
-    every projected kernel, forward and backward against float64."""
+    every projected kernel, forward and backward against float64; the norm's rows in
+    chunks of 64 (two-pass statistics across chunks, as for n * k > 4096)."""
     from recperf.kernels import fm as fm_kernels
+    from recperf.kernels import linear_norm as ln_kernels
 
     monkeypatch.setattr(fm_kernels, "FUSED_MAX_TILE", dict.fromkeys(fm_kernels.FUSED_MAX_TILE, 0))
     monkeypatch.setattr(fm_kernels, "TILED_MAX_BLOCK", 16)
+    monkeypatch.setattr(ln_kernels, "ROWS_MAX_C", 64)
     products = []
     real = fm_kernels._bmm
     monkeypatch.setattr(fm_kernels, "_bmm", lambda *a, **kw: products.append(1) or real(*a, **kw))

@@ -24,7 +24,7 @@ Design
   S' = S + S^T gathered tile by tile from the pair gradient (a self pair counts twice).
 * Projected: never forms x x^T. For each chunk dc of d: T_c = x[:, dc]^T P and
   F += x[:, dc] T_c, so each chunk of x is loaded once per pass; the whole [n, k] result
-  stays in registers, which is why n * k is bounded (see fm_backends' limits).
+  stays in registers, so these fused kernels take results up to FUSED_MAX_TILE.
   The layer norm over the n * k features is fused into the same program (fp32 mean and
   variance of the register tile, two-pass over registers, not E[f^2] - E[f]^2).
 * Projected backward (with G = dF): per chunk dc, T_c = x_c^T P, gT_c = x_c^T G,
@@ -33,6 +33,13 @@ Design
   program's examples, are written as per-program partials and summed in torch:
   deterministic, no atomics. The norm backward recomputes F (one extra pass over x)
   instead of saving it.
+* Tiled path, for results past FUSED_MAX_TILE / FUSED_MAX_K (so every shape the ops
+  accept runs): the same math as batched products of one small GEMM kernel
+  (``_bmm_kernel``: [64, 64] output tiles, any strides, operands cast to x's dtype,
+  fp32 accumulation) through global memory: T = x^T P, then F = x T (T as hi + lo for
+  the norm, as SPLIT_T); backward gT = x^T G, grad_x = G T^T + P gT^T in one launch,
+  grad_proj as per-program partials over the batch. The layer norm and its backward are
+  linear_norm's row kernels (whole rows, or chunks with two-pass statistics).
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ def _pairwise_config(x: torch.Tensor) -> dict:
     )
 
 
-def _projected_config(x: torch.Tensor, k: int, backward: bool) -> dict:
+def _projected_config(x: torch.Tensor, k: int, backward: bool, norm: bool) -> dict:
     n, d = x.shape[1], x.shape[2]
     block_n, block_k = _block(n), _block(k)
     if x.dtype == torch.float32:
@@ -244,7 +244,8 @@ def _projected_config(x: torch.Tensor, k: int, backward: bool) -> dict:
         warps = (8 if backward else 16) if block_n >= 64 else 4
     else:
         budget = 2048 if backward else 4096  # the backward holds more [n, *] tiles
-        wide = max(block_n, block_k)  # x_c is [BLOCK_N, BLOCK_D], T_c [BLOCK_D, BLOCK_K]
+        # x_c is [BLOCK_N, BLOCK_D], T_c [BLOCK_D, BLOCK_K]; the norm's T_c is a hi + lo pair
+        wide = max(block_n, (2 if norm else 1) * block_k)
         block_d = _block(d, min(32 if backward else 64, max(16, budget // wide)))
         warps = 8 if block_n >= 64 else 4
     block_d = min(block_d, _block(d))
@@ -654,7 +655,7 @@ def fm_projected_fwd(x: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
     if not _fused(x, k, "fwd"):
         return _tiled_project(x, proj, False, x.dtype)
     out = torch.empty((B, n, k), device=x.device, dtype=x.dtype)
-    config = _projected_config(x, k, backward=False)
+    config = _projected_config(x, k, backward=False, norm=False)
     programs = _example_programs(B, config["BLOCK_N"])
     _fm_projected_fwd_kernel[(programs,)](
         out,
@@ -743,7 +744,7 @@ def fm_projected_bwd(
     grad_x = torch.empty((B, n, d), device=x.device, dtype=x.dtype)
     programs = _persistent_programs(x)
     partial = torch.empty((programs, n, k), device=x.device, dtype=torch.float32)
-    config = _projected_config(x, k, backward=True)
+    config = _projected_config(x, k, backward=True, norm=False)
     _fm_projected_bwd_kernel[(programs,)](
         grad_x,
         partial,
@@ -856,7 +857,7 @@ def fm_projected_norm_fwd(
         _norm_rows_fwd(out, f, _row_param(weight), _row_param(bias), "layer", eps)
         return out[0]
     out = torch.empty((B, n * k), device=x.device, dtype=x.dtype)
-    config = _projected_config(x, k, backward=False)
+    config = _projected_config(x, k, backward=False, norm=True)
     programs = _example_programs(B, config["BLOCK_N"])
     _fm_projected_norm_fwd_kernel[(programs,)](
         out,
@@ -1014,7 +1015,7 @@ def fm_projected_norm_bwd(
     gp_part = part((programs, n * k))
     gw_part = part((programs, n * k)) if weight is not None else gp_part
     gb_part = part((programs, n * k)) if bias is not None else gp_part
-    config = _projected_config(x, k, backward=True)
+    config = _projected_config(x, k, backward=True, norm=True)
     _fm_projected_norm_bwd_kernel[(programs,)](
         grad_x,
         gp_part,

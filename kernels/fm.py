@@ -24,7 +24,7 @@ Design
   S' = S + S^T gathered tile by tile from the pair gradient (a self pair counts twice).
 * Projected: never forms x x^T. For each chunk dc of d: T_c = x[:, dc]^T P and
   F += x[:, dc] T_c, so each chunk of x is loaded once per pass; the whole [n, k] result
-  stays in registers, which is why n * k is bounded (see fm_backends' limits).
+  stays in registers, so these fused kernels take results up to FUSED_MAX_TILE.
   The layer norm over the n * k features is fused into the same program (fp32 mean and
   variance of the register tile, two-pass over registers, not E[f^2] - E[f]^2).
 * Projected backward (with G = dF): per chunk dc, T_c = x_c^T P, gT_c = x_c^T G,
@@ -33,6 +33,13 @@ Design
   program's examples, are written as per-program partials and summed in torch:
   deterministic, no atomics. The norm backward recomputes F (one extra pass over x)
   instead of saving it.
+* Tiled path, for results past FUSED_MAX_TILE / FUSED_MAX_K (so every shape the ops
+  accept runs): the same math as batched products of one small GEMM kernel
+  (``_bmm_kernel``: [64, 64] output tiles, any strides, operands cast to x's dtype,
+  fp32 accumulation) through global memory: T = x^T P, then F = x T (T as hi + lo for
+  the norm, as SPLIT_T); backward gT = x^T G, grad_x = G T^T + P gT^T in one launch,
+  grad_proj as per-program partials over the batch. The layer norm and its backward are
+  linear_norm's row kernels (whole rows, or chunks with two-pass statistics).
 """
 
 from __future__ import annotations
@@ -43,10 +50,28 @@ import os
 import torch
 import triton
 import triton.language as tl
+from recperf.kernels.linear_norm import _norm_rows_bwd, _norm_rows_fwd
 
 # Test hook: set False to run native 16-bit dots under the interpreter (right for fp16,
 # wrong for bf16 there); on the GPU it changes nothing.
 UPCAST_DOTS_UNDER_INTERPRETER = True
+# Largest [BLOCK_N, BLOCK_K] result tile of fm_projected(_norm) that one program keeps in
+# registers, per kernel and operand bytes (sm_90a ptxas at that tile: no spills, one step
+# more spills), and the widest BLOCK_K; larger results take the tiled path (batched
+# products through global memory). Tests lower them.
+FUSED_MAX_TILE = {
+    ("fwd", 2): 256 * 32,
+    ("fwd", 4): 256 * 32,
+    ("norm_fwd", 2): 256 * 32,
+    ("norm_fwd", 4): 128 * 32,
+    ("bwd", 2): 256 * 32,
+    ("bwd", 4): 64 * 32,
+    ("norm_bwd", 2): 128 * 32,
+    ("norm_bwd", 4): 32 * 32,
+}
+FUSED_MAX_K = {2: 64, 4: 32}
+# Widest output tile of the tiled path's batched products (tests lower it).
+TILED_MAX_BLOCK = 64
 
 
 # ------------------------------------------------------------------------------------
@@ -190,11 +215,11 @@ def _block(v: int, cap: int | None = None) -> int:
 
 
 # Tile and warp choices below were checked by compiling every kernel for sm_90a with
-# Triton's ptxas at the benchmark shapes (n = 64, 128, 256; d = 64, 128; k = 32): no
-# register spills for 16-bit x except fm_projected_norm_bwd at n = 256 (~0.5 KB a thread),
-# shared memory far under the limit. fp32 dots (ieee: FMA, no tensor cores) hold their
-# operands in registers, so fp32 gets smaller tiles and more warps; its pairwise and
-# forward kernels then fit, its projected backward kernels still spill at n >= 128.
+# Triton's ptxas (n = 64, 128, 256; d = 64, 128; k = 32, 64): no register spills, shared
+# memory far under the limit. fp32 dots (ieee: FMA, no tensor cores) hold their operands
+# in registers, so fp32 gets smaller tiles, and FUSED_MAX_TILE sends its larger results
+# to the tiled path (at 16 warps ptxas gives the fused fp32 backward only 32 registers and
+# spills 2-5 KB a thread at n >= 128; at 8 warps it still spills 0.5-7 KB there).
 
 
 def _pairwise_config(x: torch.Tensor) -> dict:
@@ -207,27 +232,38 @@ def _pairwise_config(x: torch.Tensor) -> dict:
         BLOCK_D=block_d,
         D_CHUNKS=triton.cdiv(d, block_d),
         NUM_TILES=triton.cdiv(n, block_t),
-        num_warps=8 if block_t * block_t * x.element_size() >= 4096 else 4,
+        num_warps=8 if block_t >= 64 else 4,  # fp32 at 8 warps spills (4-20 B)
     )
 
 
-def _projected_config(x: torch.Tensor, k: int, backward: bool) -> dict:
+def _projected_config(x: torch.Tensor, k: int, backward: bool, norm: bool) -> dict:
     n, d = x.shape[1], x.shape[2]
-    block_n = _block(n)
+    block_n, block_k = _block(n), _block(k)
     if x.dtype == torch.float32:
-        block_d, warps = 16, (16 if block_n >= 64 else 4)
+        block_d = 16
+        warps = (8 if backward else 16) if block_n >= 64 else 4
     else:
         budget = 2048 if backward else 4096  # the backward holds more [n, *] tiles
-        block_d = _block(d, min(32 if backward else 64, max(16, budget // block_n)))
+        # x_c is [BLOCK_N, BLOCK_D], T_c [BLOCK_D, BLOCK_K]; the norm's T_c is a hi + lo pair
+        wide = max(block_n, (2 if norm else 1) * block_k)
+        block_d = _block(d, min(32 if backward else 64, max(16, budget // wide)))
         warps = 8 if block_n >= 64 else 4
     block_d = min(block_d, _block(d))
     return dict(
         BLOCK_N=block_n,
-        BLOCK_K=_block(k),
+        BLOCK_K=block_k,
         BLOCK_D=block_d,
         D_CHUNKS=triton.cdiv(d, block_d),
         num_warps=warps,
     )
+
+
+def _fused(x: torch.Tensor, k: int, kernel: str) -> bool:
+    """Whether the fused kernel (one example's [n, k] result in one program) takes x."""
+    block_k = _block(k)
+    tile = _block(x.shape[1]) * block_k
+    width = 4 if x.dtype == torch.float32 else 2
+    return block_k <= FUSED_MAX_K[width] and tile <= FUSED_MAX_TILE[(kernel, width)]
 
 
 @functools.cache
@@ -246,6 +282,158 @@ def _example_programs(B: int, block_n: int) -> int:
     """Programs of a grid over B; small feature counts pack several examples into one."""
     per_program = max(1, 64 // block_n)
     return triton.cdiv(B, per_program)
+
+
+# ------------------------------------------------------------------------------------
+# The tiled path: shapes whose [n, k] result does not fit one program's registers
+
+
+@triton.jit
+def _bmm_kernel(
+    c_ptr,  # [BATCH, M, N] (REDUCE: [num_programs(0), M, N] partials), strides stride_c*
+    a_ptr,  # [BATCH, M, K], any strides (stride_ab = 0: one matrix for the whole batch)
+    b_ptr,  # [BATCH, K, N], any strides
+    a2_ptr,  # [BATCH, M, K2]: the second product's operands (TWO)
+    b2_ptr,  # [BATCH, K2, N]
+    op_ptr,  # any tensor of the dots' operand dtype (x's)
+    M,
+    N,
+    K,
+    K2,
+    BATCH,
+    stride_cb,
+    stride_cm,
+    stride_cn,
+    stride_ab,
+    stride_am,
+    stride_ak,
+    stride_bb,
+    stride_bk,
+    stride_bn,
+    stride_a2b,
+    stride_a2m,
+    stride_a2k,
+    stride_b2b,
+    stride_b2k,
+    stride_b2n,
+    TWO: tl.constexpr,  # c = a b + a2 b2
+    SPLIT_B: tl.constexpr,  # b is fp32, carried as a hi + lo pair of 16-bit operands
+    REDUCE: tl.constexpr,  # program p sums its batches p, p + num_programs(0), ...
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    K_TILES: tl.constexpr,  # cdiv(K, BLOCK_K)
+    K2_TILES: tl.constexpr,  # cdiv(K2, BLOCK_K) (TWO)
+    INTERPRETER: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.program_id(2) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    op_ty = op_ptr.dtype.element_ty
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    bb = pid
+    while bb < BATCH:
+        for kt in range(K_TILES):
+            ok = kt * BLOCK_K + offs_k
+            a = _load_rows(a_ptr + bb * stride_ab, offs_m, ok, M, K, stride_am, stride_ak)
+            b = _load_rows(b_ptr + bb * stride_bb, ok, offs_n, K, N, stride_bk, stride_bn)
+            a = _cast(a, op_ty, INTERPRETER)
+            b_hi = _cast(b, op_ty, INTERPRETER)
+            acc = _dot(a, b_hi, acc, INTERPRETER)
+            if SPLIT_B and op_ty != tl.float32:  # b_hi's rounding error: the product to ~fp32
+                b_lo = _cast(b.to(tl.float32) - b_hi.to(tl.float32), op_ty, INTERPRETER)
+                acc = _dot(a, b_lo, acc, INTERPRETER)
+        if TWO:
+            for kt in range(K2_TILES):
+                ok = kt * BLOCK_K + offs_k
+                a = _load_rows(a2_ptr + bb * stride_a2b, offs_m, ok, M, K2, stride_a2m, stride_a2k)
+                b = _load_rows(b2_ptr + bb * stride_b2b, ok, offs_n, K2, N, stride_b2k, stride_b2n)
+                a = _cast(a, op_ty, INTERPRETER)
+                acc = _dot(a, _cast(b, op_ty, INTERPRETER), acc, INTERPRETER)
+        bb += tl.num_programs(0) if REDUCE else BATCH
+    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    ptrs = c_ptr + pid * stride_cb + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
+    tl.store(ptrs, _cast(acc, c_ptr.dtype.element_ty, INTERPRETER), mask=mask)
+
+
+def _bmm(c, a, b, op, a2=None, b2=None, split_b=False, reduce=False) -> None:
+    """c[i] = a[i] b[i] (+ a2[i] b2[i]) over a batch, or with reduce the per-program
+    partials c[p] = sum of a[i] b[i] over i = p, p + P, ... (P = c.shape[0]). Operands of
+    any strides (a batch stride 0 shares one matrix), cast to op's dtype for the dots;
+    fp32 accumulation, one cast to c's dtype."""
+    batch, M, K = a.shape
+    N = b.shape[2]
+    K2 = a2.shape[2] if a2 is not None else 0
+    fp32 = op.dtype == torch.float32
+    block_k = _block(max(K, K2), 16 if fp32 else 32)
+    config = dict(
+        BLOCK_M=_block(M, TILED_MAX_BLOCK),
+        BLOCK_N=_block(N, TILED_MAX_BLOCK),
+        BLOCK_K=block_k,
+        K_TILES=triton.cdiv(K, block_k),
+        K2_TILES=triton.cdiv(K2, block_k),
+        num_warps=8 if fp32 else 4,  # fp32 (FMA) dots at 4 warps spill (8 B)
+    )
+    grid = (c.shape[0], triton.cdiv(M, config["BLOCK_M"]), triton.cdiv(N, config["BLOCK_N"]))
+    _bmm_kernel[grid](
+        c,
+        a,
+        b,
+        a2 if a2 is not None else a,
+        b2 if b2 is not None else b,
+        op,
+        M,
+        N,
+        K,
+        K2,
+        batch,
+        *c.stride(),
+        *a.stride(),
+        *b.stride(),
+        *(a2.stride() if a2 is not None else (0, 0, 0)),
+        *(b2.stride() if b2 is not None else (0, 0, 0)),
+        TWO=a2 is not None,
+        SPLIT_B=split_b,
+        REDUCE=reduce,
+        INTERPRETER=_interpreter(),
+        **config,
+    )
+
+
+def _row_param(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A norm parameter [n * k] as the row kernels' [1, n * k]."""
+    return t.unsqueeze(0) if t is not None else None
+
+
+def _tiled_project(x: torch.Tensor, proj: torch.Tensor, split_t: bool, dtype) -> torch.Tensor:
+    """F = x (x^T P) [B, n, k] in dtype as two batched products through T = x^T P [B, d, k]
+    (in x's dtype, or fp32 carried as hi + lo with split_t: _project's SPLIT_T)."""
+    B, n, d = x.shape
+    k = proj.shape[1]
+    t = x.new_empty((B, d, k), dtype=torch.float32 if split_t else x.dtype)
+    _bmm(t, x.transpose(1, 2), proj.expand(B, n, k), x)
+    f = x.new_empty((B, n, k), dtype=dtype)
+    _bmm(f, x, t, x, split_b=split_t)
+    return f
+
+
+def _tiled_grads(g: torch.Tensor, x: torch.Tensor, proj: torch.Tensor):
+    """_projected_grads over the whole batch as batched products: (grad_x, grad_proj fp32)
+    with T = x^T P and gT = x^T G (both rounded to x's dtype), grad_x = G T^T + P gT^T and
+    grad_proj = sum_b x gT (per-program partials summed in torch)."""
+    B, n, d = x.shape
+    k = proj.shape[1]
+    xt, p = x.transpose(1, 2), proj.expand(B, n, k)
+    t = x.new_empty((B, d, k))
+    gt = x.new_empty((B, d, k))
+    _bmm(t, xt, p, x)
+    _bmm(gt, xt, g, x)
+    grad_x = x.new_empty((B, n, d))
+    _bmm(grad_x, g, t.transpose(1, 2), x, a2=p, b2=gt.transpose(1, 2))
+    partial = x.new_empty((_persistent_programs(x), n, k), dtype=torch.float32)
+    _bmm(partial, x, gt, x, reduce=True)
+    return grad_x, partial.sum(0)
 
 
 # ------------------------------------------------------------------------------------
@@ -464,8 +652,10 @@ def fm_projected_fwd(x: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
     """
     B, n, d = x.shape
     k = proj.shape[1]
+    if not _fused(x, k, "fwd"):
+        return _tiled_project(x, proj, False, x.dtype)
     out = torch.empty((B, n, k), device=x.device, dtype=x.dtype)
-    config = _projected_config(x, k, backward=False)
+    config = _projected_config(x, k, backward=False, norm=False)
     programs = _example_programs(B, config["BLOCK_N"])
     _fm_projected_fwd_kernel[(programs,)](
         out,
@@ -548,10 +738,13 @@ def fm_projected_bwd(
     """
     B, n, d = x.shape
     k = proj.shape[1]
+    if not _fused(x, k, "bwd"):
+        grad_x, grad_proj = _tiled_grads(grad, x, proj)
+        return grad_x, grad_proj.to(proj.dtype)
     grad_x = torch.empty((B, n, d), device=x.device, dtype=x.dtype)
     programs = _persistent_programs(x)
     partial = torch.empty((programs, n, k), device=x.device, dtype=torch.float32)
-    config = _projected_config(x, k, backward=True)
+    config = _projected_config(x, k, backward=True, norm=False)
     _fm_projected_bwd_kernel[(programs,)](
         grad_x,
         partial,
@@ -658,8 +851,13 @@ def fm_projected_norm_fwd(
     """
     B, n, d = x.shape
     k = proj.shape[1]
+    if not _fused(x, k, "norm_fwd"):  # F in fp32, then a row kernel's two-pass statistics
+        f = _tiled_project(x, proj, True, torch.float32).view(1, B, n * k)
+        out = torch.empty((1, B, n * k), device=x.device, dtype=x.dtype)
+        _norm_rows_fwd(out, f, _row_param(weight), _row_param(bias), "layer", eps)
+        return out[0]
     out = torch.empty((B, n * k), device=x.device, dtype=x.dtype)
-    config = _projected_config(x, k, backward=False)
+    config = _projected_config(x, k, backward=False, norm=True)
     programs = _example_programs(B, config["BLOCK_N"])
     _fm_projected_norm_fwd_kernel[(programs,)](
         out,
@@ -798,13 +996,26 @@ def fm_projected_norm_bwd(
     """
     B, n, d = x.shape
     k = proj.shape[1]
+    empty = x.new_empty(0)
+    if not _fused(x, k, "norm_bwd"):
+        # F (fp32) recomputed, dF from a row kernel (two-pass statistics), then the
+        # projected backward with G = dF.
+        f = _tiled_project(x, proj, True, torch.float32).view(1, B, n * k)
+        df = torch.empty_like(f)
+        w = _row_param(weight)
+        part = _norm_rows_bwd(df, f, grad.unsqueeze(0), w, bias is not None, False, "layer", eps)
+        sums = part.sum(1)[0]  # [3, n * k]: grad_weight, grad_bias, (unused)
+        grad_x, grad_proj = _tiled_grads(df.view(B, n, k), x, proj)
+        grad_w = sums[0].to(weight.dtype) if weight is not None else empty
+        grad_b = sums[1].to(bias.dtype) if bias is not None else empty
+        return grad_x, grad_proj.view(n, k).to(proj.dtype), grad_w, grad_b
     grad_x = torch.empty((B, n, d), device=x.device, dtype=x.dtype)
     programs = _persistent_programs(x)
     part = functools.partial(torch.empty, device=x.device, dtype=torch.float32)
     gp_part = part((programs, n * k))
     gw_part = part((programs, n * k)) if weight is not None else gp_part
     gb_part = part((programs, n * k)) if bias is not None else gp_part
-    config = _projected_config(x, k, backward=True)
+    config = _projected_config(x, k, backward=True, norm=True)
     _fm_projected_norm_bwd_kernel[(programs,)](
         grad_x,
         gp_part,
@@ -826,7 +1037,6 @@ def fm_projected_norm_bwd(
         INTERPRETER=_interpreter(),
         **config,
     )
-    empty = x.new_empty(0)
     grad_proj = gp_part.sum(0).view(n, k).to(proj.dtype)
     grad_w = gw_part.sum(0).to(weight.dtype) if weight is not None else empty
     grad_b = gb_part.sum(0).to(bias.dtype) if bias is not None else empty

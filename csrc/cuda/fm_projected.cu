@@ -15,6 +15,13 @@
 // caller sums: deterministic, no atomics. The norm backward recomputes F into a workspace,
 // turns it into dL/dF in place (row_norm_bwd_kernel, which also accumulates grad_weight
 // partials), then runs the same backward kernel on it.
+//
+// Limits (plan_fm_projected, a ValueError before any launch): k and d are tiled (columns of
+// P across grid y, d in chunks), so only n is bounded: a block holds all n rows of its
+// operands in shared memory, at the narrowest tile (kt = 8) 4 * (51 n + 320) bytes forward
+// and 4 * (84 n + 576) backward, i.e. n <= 1133 forward and n <= 684 backward with the
+// 227 KB a block may opt into on an H100/H200. Wukong-style FM layers (n of a few hundred
+// features) fit; beyond that the triton backend (tiled over n) runs any n.
 #include <type_traits>
 
 #include "fm_device.cuh"

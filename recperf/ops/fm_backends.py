@@ -24,23 +24,6 @@ TORCH_FNS = {
     "fm_projected_norm_bwd": fm_ref.fm_projected_norm_backward_ref,
 }
 
-# The Triton kernels keep one example's [n, k] result in registers: at n = 256 and k = 32
-# only the 16-bit norm backward spills (0.5 KB/thread, sm_90a ptxas); k = 64 spills 3 KB.
-TRITON_MAX_N = 256
-TRITON_MAX_D = 1024
-TRITON_MAX_K = 32
-
-
-def _triton_limits(inputs: dispatch.Inputs) -> str | None:
-    reason = triton_device_reason(inputs)
-    if reason:
-        return reason
-    s = inputs.shape
-    for dim, limit in (("n", TRITON_MAX_N), ("d", TRITON_MAX_D), ("k", TRITON_MAX_K)):
-        if s.get(dim, 0) > limit:
-            return f"{dim}={s[dim]} exceeds the Triton kernel's limit of {limit}"
-    return None
-
 
 def _register(kernel: str) -> None:
     dispatch.register(
@@ -79,7 +62,9 @@ def _register(kernel: str) -> None:
             devices=frozenset({"cpu", "cuda"}),
             dtypes=KERNEL_DTYPES,
             available=triton_missing,
-            limits=_triton_limits,
+            # every shape the ops accept: results too large for one program's registers
+            # take the kernels' tiled path (recperf.kernels.fm)
+            limits=triton_device_reason,
         )
     )
 

@@ -9,7 +9,9 @@ from conftest import cpu_backends
 from numerics import TOL, assert_close, rel_err
 
 import recperf
+from recperf import dispatch
 from recperf.ops import fm_ref
+from recperf.ops.backends import triton_missing
 from recperf.ops.fm import pair_count
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
@@ -28,8 +30,23 @@ SHAPES = [
     (2, 41, 24, 6),  # upper-only Gram tiles that start mid-panel, with and without the next
     (2, 29, 40, 18),  # fm_projected_norm's Gram route: a row tail, a partial panel pair
 ]
-# The Triton interpreter is slow: its own (smaller) list keeps the same awkward cases.
-TRITON_SHAPES = [(1, 1, 1, 1), (2, 2, 3, 1), (3, 7, 13, 3), (1, 17, 16, 1), (2, 5, 33, 13)]
+# The Triton interpreter is slow: its own (smaller) list keeps the same awkward cases, and
+# shapes past the fused kernels' register tile (recperf.kernels.fm.FUSED_MAX_TILE, _K):
+# k = 40 (fused for 16-bit x, tiled for fp32), n = 129 (the fp32 backward and the 16-bit
+# norm backward tiled), d = 130 (several d chunks of the fused kernels).
+TRITON_SHAPES = [
+    (1, 1, 1, 1),
+    (2, 2, 3, 1),
+    (3, 7, 13, 3),
+    (1, 17, 16, 1),
+    (2, 5, 33, 13),
+    (2, 3, 8, 40),
+    (1, 129, 3, 2),
+    (1, 2, 130, 3),
+]
+# The tiled path at small sizes (thresholds lowered): n, d and k span two or three 16-wide
+# tiles, each with a tail (19 = 16 + 3, 21, 35 = 2 * 16 + 3); and a single element.
+TILED_SHAPES = [(1, 1, 1, 1), (1, 19, 21, 35)]
 
 
 def shapes_for(backend):
@@ -73,6 +90,12 @@ def grad_tol(dtype):
     return TOL[dtype] if dtype == torch.float32 else 1e-2
 
 
+def incoming_grad(out, seed):
+    """The gradient flowing into out, from its own seed (the same whatever ran before)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(out.shape, generator=g).to(out.dtype)
+
+
 def leaf(t):
     return t.detach().clone().requires_grad_(True)
 
@@ -97,7 +120,7 @@ def test_pairwise(backend, dtype, shape, include_self):
     xl = leaf(x)
     out = recperf.fm_pairwise(xl, include_self, backend=backend)
     assert out.shape == (B, pair_count(n, include_self)) and out.dtype == dtype
-    grad = torch.randn(out.shape).to(dtype)
+    grad = incoming_grad(out, seed=11)
     ref, (gx_ref,) = grads_ref(lambda a: fm_ref.fm_pairwise_ref(a, include_self), [x], grad)
     i, j = torch.triu_indices(n, n, 0 if include_self else 1)
     plain = torch.bmm(x, x.transpose(1, 2))[:, i, j]  # torch's own math in dtype
@@ -112,7 +135,7 @@ def test_projected(backend, dtype, shape):
     xl, pl = leaf(x), leaf(proj)
     out = recperf.fm_projected(xl, pl, backend=backend)
     assert out.shape == (*shape[:2], shape[3]) and out.dtype == dtype
-    grad = torch.randn(out.shape).to(dtype)
+    grad = incoming_grad(out, seed=12)
     ref, (gx_ref, gp_ref) = grads_ref(fm_ref.fm_projected_ref, [x, proj], grad)
     plain = torch.bmm(x, x.transpose(1, 2) @ proj)
     assert_close(out, ref, dtype, "fm_projected", tol(dtype, out, ref, plain))
@@ -135,7 +158,7 @@ def test_projected_norm(backend, dtype, shape, affine):
     leaves = [leaf(t) if t is not None else None for t in (x, proj, weight, bias)]
     out = recperf.fm_projected_norm(*leaves, eps=1e-5, backend=backend)
     assert out.shape == (shape[0], shape[1] * shape[3]) and out.dtype == dtype
-    grad = torch.randn(out.shape).to(dtype)
+    grad = incoming_grad(out, seed=13)
     ref, grads = grads_ref(fm_ref.fm_projected_norm_ref, [x, proj, weight, bias], grad)
     f = torch.bmm(x, x.transpose(1, 2) @ proj).flatten(1)
     plain = torch.nn.functional.layer_norm(f, (f.shape[1],), weight, bias, 1e-5)
@@ -150,6 +173,38 @@ def test_projected_norm(backend, dtype, shape, affine):
             assert got.grad.abs().max() < 1e-6, f"grad_{name} should be zero: {got.grad}"
         else:
             assert_close(got.grad, want, dtype, f"fm_projected_norm grad_{name}", gtol)
+
+
+@pytest.mark.skipif("triton" not in cpu_backends(), reason="needs Triton's interpreter")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", TILED_SHAPES, ids=str)
+def test_triton_tiled_path(monkeypatch, shape, dtype):
+    """The Triton kernels' tiled path (batched products, row-norm kernels), forced for
+    every projected kernel, forward and backward against float64; the norm's rows in
+    chunks of 64 (two-pass statistics across chunks, as for n * k > 4096)."""
+    from recperf.kernels import fm as fm_kernels
+    from recperf.kernels import linear_norm as ln_kernels
+
+    monkeypatch.setattr(fm_kernels, "FUSED_MAX_TILE", dict.fromkeys(fm_kernels.FUSED_MAX_TILE, 0))
+    monkeypatch.setattr(fm_kernels, "TILED_MAX_BLOCK", 16)
+    monkeypatch.setattr(ln_kernels, "ROWS_MAX_C", 64)
+    products = []
+    real = fm_kernels._bmm
+    monkeypatch.setattr(fm_kernels, "_bmm", lambda *a, **kw: products.append(1) or real(*a, **kw))
+    test_projected("triton", dtype, shape)
+    assert len(products) == 2 + 4  # F = x (x^T P); T, gT, grad_x, grad_proj
+    for affine in (True, False):
+        test_projected_norm("triton", dtype, shape, affine)
+
+
+def test_triton_takes_every_shape():
+    """No Triton FM shape limit: a forced triton takes any size (no tensor is made)."""
+    if triton_missing() is not None:
+        pytest.skip(triton_missing())
+    shape = {"B": 4096, "n": 1000, "d": 4096, "k": 256}
+    for kernel in ("fm_pairwise_fwd", "fm_projected_bwd", "fm_projected_norm_bwd"):
+        inputs = dispatch.Inputs(device=torch.device("cuda"), dtype=torch.bfloat16, shape=shape)
+        assert dispatch.choose(kernel, inputs, "triton").backend == "triton"
 
 
 # ------------------------------------------------------------------------------------

@@ -20,14 +20,20 @@ pytestmark = pytest.mark.gpu
 BACKENDS = ["triton", "cuda"]  # the torch backend on CUDA: test_gpu_torch_backend
 OPS = ["fm_pairwise", "fm_projected", "fm_projected_norm"]
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-# Awkward shapes and the benchmark ones (n = 256 is pairwise-only for Triton's limits);
-# kept short: each new block shape costs a Triton compilation on the device.
+# Awkward shapes, the benchmark ones, and shapes past the Triton kernels' fused register
+# tile (recperf.kernels.fm.FUSED_MAX_TILE): n = 256 (16-bit norm backward tiled), k = 64
+# (fp32 tiled), n = 300 with k = 72 (every kernel tiled), d = 1030 (past the old d limit).
+# Kept short: each new block shape costs a Triton compilation on the device.
 SHAPES = [
     (1, 1, 1, 1),
     (3, 7, 13, 3),
     (4, 17, 129, 5),
     (33, 64, 128, 32),
     (16, 128, 128, 32),
+    (8, 256, 64, 32),
+    (8, 128, 128, 64),
+    (3, 300, 72, 72),
+    (2, 40, 1030, 40),
 ]
 
 

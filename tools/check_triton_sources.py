@@ -37,11 +37,7 @@ import triton_capture
 SMEM_LIMIT = 227 * 1024  # sm_90: the most shared memory one block may take (opt-in)
 LOW_PRECISION = re.compile(r"^\*(bf16|fp16|fp8)")
 # kernel -> why its spills at benchmark shapes are accepted for now (printed on each run).
-ALLOWED_SPILLS: dict[str, str] = {
-    "_fm_projected_norm_bwd_kernel": (
-        "bf16 at n=256, being removed in kernels/fm.py (issue 17 item 2); drop this entry then"
-    ),
-}
+ALLOWED_SPILLS: dict[str, str] = {}
 
 
 def _worker_init() -> None:

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "add_norm_checks.h"
+#include "add_norm_epilogue.h"
 #include "cpu/add_norm_rows.h"
 #include "cpu/row_norm.h"
 
@@ -77,32 +78,29 @@ void with_kernel_type(at::ScalarType t, F&& f) {
 template <typename res_t, typename out_t>
 void add_norm_rows(const Rows& s, AddNormKind kind, double eps, const float* z,
                    const float* bias, const res_t* res, const float* w, const float* b,
-                   out_t* out) {
+                   out_t* out, int64_t r0, int64_t r1) {
   const int64_t N = s.N;
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1));
-  at::parallel_for(0, s.G * s.M, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<float> h(N), res_buf(res ? N : 0);
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t g = r / s.M;
-      const float* res_row = res ? f32_row(res, r, N, res_buf.data()) : nullptr;
-      float* y = h.data();
-      if constexpr (std::is_same_v<out_t, float>) y = out + r * N;
-      cpu::add_row(z + r * N, bias ? bias + g * N : nullptr, res_row, N, h.data());
-      if (kind == AddNormKind::kLayer) {
-        const cpu::Moments m = cpu::row_moments(h.data(), N, eps);
-        cpu::layer_norm_apply(h.data(), N, m, w ? w + g * N : nullptr, b ? b + g * N : nullptr,
-                              y);
-      } else if (kind == AddNormKind::kRms) {
-        cpu::rms_apply(h.data(), N, cpu::rms_rstd(h.data(), N, eps), w ? w + g * N : nullptr, y);
-      } else if (y != h.data()) {
-        std::copy(h.begin(), h.end(), y);
-      }
-      if constexpr (!std::is_same_v<out_t, float>) {
-        out_t* dst = out + r * N;
-        for (int64_t i = 0; i < N; ++i) dst[i] = static_cast<out_t>(h[i]);
-      }
+  std::vector<float> h(N), res_buf(res ? N : 0);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t g = r / s.M;
+    const float* res_row = res ? f32_row(res, r, N, res_buf.data()) : nullptr;
+    float* y = h.data();
+    if constexpr (std::is_same_v<out_t, float>) y = out + r * N;
+    cpu::add_row(z + r * N, bias ? bias + g * N : nullptr, res_row, N, h.data());
+    if (kind == AddNormKind::kLayer) {
+      const cpu::Moments m = cpu::row_moments(h.data(), N, eps);
+      cpu::layer_norm_apply(h.data(), N, m, w ? w + g * N : nullptr, b ? b + g * N : nullptr,
+                            y);
+    } else if (kind == AddNormKind::kRms) {
+      cpu::rms_apply(h.data(), N, cpu::rms_rstd(h.data(), N, eps), w ? w + g * N : nullptr, y);
+    } else if (y != h.data()) {
+      std::copy(h.begin(), h.end(), y);
     }
-  });
+    if constexpr (!std::is_same_v<out_t, float>) {
+      out_t* dst = out + r * N;
+      for (int64_t i = 0; i < N; ++i) dst[i] = static_cast<out_t>(h[i]);
+    }
+  }
 }
 
 at::Tensor add_norm_cpu(const at::Tensor& z, const std::optional<at::Tensor>& bias,
@@ -110,28 +108,14 @@ at::Tensor add_norm_cpu(const at::Tensor& z, const std::optional<at::Tensor>& bi
                         const std::optional<at::Tensor>& norm_weight,
                         const std::optional<at::Tensor>& norm_bias, c10::string_view norm,
                         double eps, at::ScalarType out_dtype) {
-  const AddNormKind kind =
-      check_add_norm_args(z, bias, residual, norm_weight, norm_bias, norm, eps);
-  check_add_norm_out_dtype(out_dtype);
   RECPERF_CHECK_DEVICE_TYPE(z, "z", c10::DeviceType::CPU);
-  auto out = at::empty(z.sizes(), z.options().dtype(out_dtype));
-  if (z.numel() == 0) return out;
-  const Rows s = rows_of(z);
-  const at::Tensor zc = z.contiguous();
-  const at::Tensor bias_f = add_norm_param_f32(bias);
-  const at::Tensor w = add_norm_param_f32(norm_weight);
-  const at::Tensor b = add_norm_param_f32(norm_bias);
-  const at::Tensor res = residual ? add_norm_row_operand(*residual) : at::Tensor();
-  with_kernel_type(res.defined() ? res.scalar_type() : at::kFloat, [&](auto res_tag) {
-    using res_t = decltype(res_tag);
-    with_kernel_type(out_dtype, [&](auto out_tag) {
-      using out_t = decltype(out_tag);
-      add_norm_rows<res_t, out_t>(s, kind, eps, zc.const_data_ptr<float>(), ptr_or_null(bias_f),
-                                  res.defined() ? res.const_data_ptr<res_t>() : nullptr,
-                                  ptr_or_null(w), ptr_or_null(b), out.data_ptr<out_t>());
-    });
-  });
-  return out;
+  const AddNormEpilogue epilogue(z.contiguous(), bias, residual, norm_weight, norm_bias, norm,
+                                 eps, out_dtype);
+  const int64_t N = z.size(-1);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1));
+  at::parallel_for(0, epilogue.row_count(), grain,
+                   [&](int64_t r0, int64_t r1) { epilogue.rows(r0, r1); });
+  return epilogue.out();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -235,6 +219,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> add_norm_backward_cpu(
 }
 
 }  // namespace
+
+AddNormEpilogue::AddNormEpilogue(const at::Tensor& z, const std::optional<at::Tensor>& bias,
+                                 const std::optional<at::Tensor>& residual,
+                                 const std::optional<at::Tensor>& norm_weight,
+                                 const std::optional<at::Tensor>& norm_bias,
+                                 c10::string_view norm, double eps, at::ScalarType out_dtype)
+    : kind_(check_add_norm_args(z, bias, residual, norm_weight, norm_bias, norm, eps)),
+      eps_(eps) {
+  check_add_norm_out_dtype(out_dtype);
+  const Rows s = rows_of(z);
+  G_ = s.G, M_ = s.M, N_ = s.N;
+  z_ = z;
+  bias_ = add_norm_param_f32(bias);
+  weight_ = add_norm_param_f32(norm_weight);
+  norm_bias_ = add_norm_param_f32(norm_bias);
+  residual_ = residual ? add_norm_row_operand(*residual) : at::Tensor();
+  out_ = at::empty(z.sizes(), z.options().dtype(out_dtype));
+}
+
+void AddNormEpilogue::rows(int64_t r0, int64_t r1) const {
+  if (r0 >= r1) return;
+  TORCH_INTERNAL_ASSERT(z_.is_contiguous(), "AddNormEpilogue: z must be contiguous");
+  const Rows s{G_, M_, N_};
+  with_kernel_type(residual_.defined() ? residual_.scalar_type() : at::kFloat, [&](auto res_tag) {
+    using res_t = decltype(res_tag);
+    with_kernel_type(out_.scalar_type(), [&](auto out_tag) {
+      using out_t = decltype(out_tag);
+      add_norm_rows<res_t, out_t>(
+          s, kind_, eps_, z_.const_data_ptr<float>(), ptr_or_null(bias_),
+          residual_.defined() ? residual_.const_data_ptr<res_t>() : nullptr,
+          ptr_or_null(weight_), ptr_or_null(norm_bias_), out_.data_ptr<out_t>(), r0, r1);
+    });
+  });
+}
 
 TORCH_LIBRARY_IMPL(recperf_kernels, CPU, m) {
   m.impl("add_norm", &add_norm_cpu);

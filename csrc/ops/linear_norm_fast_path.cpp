@@ -1,8 +1,7 @@
 // The CPU kernels of linear_norm and grouped_linear_norm (forward, training forward,
-// backward): for the fp32 and bf16 recipes, the cpp backend's composite (an ATen GEMM,
-// then the fused add_norm kernels) in C++, the same arithmetic as
-// recperf/ops/linear_norm_composite.py; for anything else the Python dispatcher
-// (csrc/ops/fast_path.h). The predicates mirror recperf/ops/linear_norm.py's checks.
+// backward): for the fp32 and bf16 recipes, the cpp backend's composite
+// (linear_norm_composite.cpp, the one the dispatcher's cpp backend calls); for anything
+// else the Python dispatcher (csrc/ops/fast_path.h). The predicates mirror recperf/ops/linear_norm.py's checks.
 #include <torch/library.h>
 
 #include <optional>
@@ -64,46 +63,25 @@ bool fits(const Args& a) {
          operand_fits(a.norm_bias, x, vec) && operand_fits(a.residual, x, mat);
 }
 
-// a [.., M, K] . b [.., N, K]^T in fp32, operands rounded to bf16 first for the bf16
-// recipe (their products are exact in fp32): composite.gemm on the CPU.
-Tensor gemm(const Tensor& a, const Tensor& b, bool bf16) {
-  const Tensor bt = b.transpose(-2, -1);
-  if (bf16) {
-    return at::matmul(a.to(at::kBFloat16).to(at::kFloat), bt.to(at::kBFloat16).to(at::kFloat));
-  }
-  return at::matmul(a.to(at::kFloat), bt.to(at::kFloat));
-}
-
+// The composite itself (csrc/ops/linear_norm_composite.cpp), which the dispatcher's cpp
+// backend calls too.
 std::tuple<Tensor, Tensor> forward_keeping(const Args& a) {
-  static const auto add_norm =
-      compiled_kernel<Tensor(const Tensor&, const optional<Tensor>&, const optional<Tensor>&,
-                             const optional<Tensor>&, const optional<Tensor>&,
-                             c10::string_view, double, at::ScalarType)>("add_norm");
-  Tensor preact = gemm(a.x, a.weight, a.recipe == "bf16");
-  Tensor out = add_norm.call(preact, a.bias, a.residual, a.norm_weight, a.norm_bias, a.norm,
-                             a.eps, a.x.scalar_type());
-  return {out, preact};
+  static const auto forward = compiled_kernel<std::tuple<Tensor, Tensor>(
+      const Tensor&, const Tensor&, const optional<Tensor>&, const optional<Tensor>&,
+      const optional<Tensor>&, const optional<Tensor>&, c10::string_view, double,
+      c10::string_view)>("linear_norm_composite_forward");
+  return forward.call(a.x, a.weight, a.bias, a.residual, a.norm_weight, a.norm_bias, a.norm,
+                      a.eps, a.recipe);
 }
 
 Grads backward(const Tensor& grad, const Args& a, const optional<Tensor>& preact) {
-  static const auto add_norm_backward =
-      compiled_kernel<std::tuple<Tensor, Tensor, Tensor>(
-          const Tensor&, const Tensor&, const optional<Tensor>&, const optional<Tensor>&,
-          const optional<Tensor>&, c10::string_view, double)>("add_norm_backward");
-  const bool bf16 = a.recipe == "bf16";
-  const Tensor z = preact ? *preact : gemm(a.x, a.weight, bf16);
-  auto [dz, d_nw, d_nb] =
-      add_norm_backward.call(grad, z, a.bias, a.residual, a.norm_weight, a.norm, a.eps);
-  const Tensor empty = a.x.new_empty({0});
-  const auto cast_or_empty = [&](const optional<Tensor>& like, const Tensor& t) {
-    return like ? t.to(like->scalar_type()) : empty;
-  };
-  return {gemm(dz, a.weight.transpose(-2, -1), bf16).to(a.x.scalar_type()),
-          gemm(dz.transpose(-2, -1), a.x.transpose(-2, -1), bf16).to(a.weight.scalar_type()),
-          a.bias ? dz.sum(-2).to(a.bias->scalar_type()) : empty,
-          cast_or_empty(a.residual, dz),
-          cast_or_empty(a.norm_weight, d_nw),
-          cast_or_empty(a.norm_bias, d_nb)};
+  static const auto backward = compiled_kernel<Grads(
+      const Tensor&, const Tensor&, const Tensor&, const optional<Tensor>&,
+      const optional<Tensor>&, const optional<Tensor>&, const optional<Tensor>&,
+      c10::string_view, double, c10::string_view, const optional<Tensor>&)>(
+      "linear_norm_composite_backward");
+  return backward.call(grad, a.x, a.weight, a.bias, a.residual, a.norm_weight, a.norm_bias,
+                       a.norm, a.eps, a.recipe, preact);
 }
 
 // ---------------------------------------------------------------------------------------

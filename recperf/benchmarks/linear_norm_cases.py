@@ -1,6 +1,8 @@
 """Benchmark cases of linear_norm and grouped_linear_norm: shapes, recipes, inputs, the
 work the op must do, and the variants to time. The baseline ("eager") is what a user
-writes today: bf16 F.linear + F.layer_norm; beside it torch.compile of the same,
+writes today in the case's own precision, on the same tensors as the op: F.linear +
+F.layer_norm in the inputs' dtype (fp32 for the fp32 recipe, bf16 for the bf16 and FP8
+recipes); beside it torch.compile of the same,
 torch._scaled_mm row-wise + a separate norm, torchao's Float8Linear + norm, and, for the
 grouped op, a Python loop over groups of linear_norm."""
 
@@ -33,6 +35,9 @@ class LinearNormCase:
     direction: str
     groups: int = 0  # 0: linear_norm; G > 0: grouped_linear_norm with G groups
     with_compile: bool = True
+    # An FP8 recipe on a device without FP8 matrix units (the CPU): the op emulates it, so
+    # its rows are reported but are no speed claim; the name says so.
+    emulated: bool = False
 
     # --- naming -------------------------------------------------------------------------
     @property
@@ -50,7 +55,8 @@ class LinearNormCase:
 
     @property
     def name(self) -> str:
-        return f"{self.op} {self.recipe} {self.direction} {self.dtype_name} {self.shape}"
+        name = f"{self.op} {self.recipe} {self.direction} {self.dtype_name} {self.shape}"
+        return name + (" [emulation, not a speed claim]" if self.emulated else "")
 
     @property
     def slug(self) -> str:
@@ -68,6 +74,11 @@ class LinearNormCase:
         """The dtype whose matrix throughput bounds this case (for the roofline)."""
         kind = recipe_of(self.recipe).forward.kind
         return {"fp8": torch.float8_e4m3fn, "bf16": torch.bfloat16}.get(kind, torch.float32)
+
+    @property
+    def baseline_compute_dtype(self) -> torch.dtype:
+        """The eager baseline's: it runs in the inputs' dtype (runner: its rows' floor)."""
+        return self.dtype
 
     # --- work -----------------------------------------------------------------------------
     def work(self) -> Work:
@@ -114,12 +125,11 @@ class LinearNormCase:
         )  # fmt: skip
 
     def eager_fn(self) -> Callable[[dict], torch.Tensor]:
-        """bf16 F.linear + F.layer_norm (batched over groups with bmm)."""
+        """F.linear + F.layer_norm in the inputs' dtype (batched over groups with bmm)."""
 
         def eager(t):
-            x, w = t["x"].bfloat16(), t["weight"].bfloat16()
-            b, r = t["bias"].bfloat16(), t["residual"].bfloat16()
-            nw, nb = t["norm_weight"].bfloat16(), t["norm_bias"].bfloat16()
+            x, w, b, r = t["x"], t["weight"], t["bias"], t["residual"]
+            nw, nb = t["norm_weight"], t["norm_bias"]
             if self.groups:
                 z = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)) + r
                 return F.layer_norm(z, (self.N,), None, None, 1e-5) * nw.unsqueeze(
@@ -222,15 +232,20 @@ def default_cases(device: torch.device, quick: bool = False) -> list[LinearNormC
             for d in DIRECTIONS
         ] + [LinearNormCase(8, 32, 16, "fp8_rowwise", torch.float32, "fwd", groups=3)]
     if device.type == "cpu":
+        # Each recipe on the tensors of a model in its precision (fp32 for fp32, bf16 for
+        # the rest); FP8 has no matrix units here, so its rows are emulations.
+        def cpu_case(recipe: str, *shape: int, **kw) -> LinearNormCase:
+            dtype = torch.float32 if recipe == "fp32" else torch.bfloat16
+            return LinearNormCase(*shape, recipe, dtype, emulated=recipe_of(recipe).uses_fp8, **kw)
+
         cases = [
-            LinearNormCase(2048, kn, kn, r, torch.float32, d)
+            cpu_case(r, 2048, kn, kn, direction=d)
             for kn in (256, 512)
             for r in ("fp32", "bf16", "fp8_rowwise")
             for d in DIRECTIONS
         ]
         cases += [
-            LinearNormCase(512, 256, 256, r, torch.float32, "fwd", groups=8)
-            for r in ("bf16", "fp8_rowwise")
+            cpu_case(r, 512, 256, 256, direction="fwd", groups=8) for r in ("bf16", "fp8_rowwise")
         ]
         return cases
     bf16 = torch.bfloat16

@@ -49,8 +49,17 @@ TORCH_FNS = {
 TRITON_MAX_N = 4096
 
 
+# The compiled kernels each device's composite calls (the CPU's fp32 / bf16 composite is
+# itself compiled: csrc/ops/linear_norm_composite.cpp).
+_COMPILED_OPS = {
+    "CPU": ("add_norm", "add_norm_backward", "quantize_fp8", "linear_gemm",
+            "linear_norm_composite_forward", "linear_norm_composite_backward"),
+    "CUDA": ("add_norm", "add_norm_backward", "quantize_fp8"),
+}  # fmt: skip
+
+
 def _compiled_missing(device_key: str) -> str | None:
-    for op in ("add_norm", "add_norm_backward", "quantize_fp8"):
+    for op in _COMPILED_OPS[device_key]:
         if not has_compiled_kernel(op, device_key):
             return f"recperf was built without the {device_key} kernel {op}"
     return None

@@ -1,9 +1,16 @@
 """The ``cpp`` (CPU) and ``cuda`` (GPU) backends of linear_norm: compiled kernels around a
-library GEMM, unfused across the GEMM boundary but fused on each side of it.
+GEMM, unfused across the GEMM boundary but fused on each side of it.
+
+On the CPU the fp32 and bf16 recipes are one compiled composite
+(recperf_kernels.linear_norm_composite_forward / _backward,
+csrc/ops/linear_norm_composite.cpp, which the C++ fast path calls too): a GEMM by row
+blocks, bf16 x bf16 -> fp32 on the CPU's bf16 instructions for bf16, with the bias +
+residual + norm epilogue run on each row block as it is written. The rest is here:
 
     quantize (recperf_kernels.quantize_fp8, one pass; cast-transposed for the backward)
     -> GEMM (CUDA: torch._scaled_mm for FP8 where cuBLASLt takes the shapes, a bf16 GEMM
-       with fp32 output for bf16; CPU: fp32 GEMM of the exact FP8/bf16 values)
+       with fp32 output for bf16; CPU: recperf_kernels.linear_gemm for bf16 and fp32, an
+       fp32 GEMM of the exact FP8 values for FP8)
     -> bias + residual + norm in one pass (recperf_kernels.add_norm, fp32)
 
 The numbers are the reference recipe's (recperf.ops.linear_norm_ref) up to the GEMM's
@@ -45,16 +52,20 @@ def _scaled_mm_fits(a, b, precision: GemmPrecision) -> bool:
     )
 
 
+# The recipes (and GEMM precisions) the compiled CPU composite runs.
+_CPU_COMPOSITE = ("fp32", "bf16")
+
+
 def gemm(a: torch.Tensor, b: torch.Tensor, precision: GemmPrecision) -> torch.Tensor:
     """a [.., M, K] . b [.., N, K]^T in fp32 under a GEMM precision."""
+    if precision.kind in _CPU_COMPOSITE and not a.is_cuda:
+        return _k.linear_gemm(a, b, precision.kind)
     bt = b.transpose(-2, -1)
     if precision.kind == "fp32":
         return a.float() @ bt.float()
     if precision.kind == "bf16":
-        if a.is_cuda:
-            mm = torch.mm if a.dim() == 2 else torch.bmm
-            return mm(a.bfloat16(), bt.bfloat16(), out_dtype=torch.float32)
-        return a.bfloat16().float() @ bt.bfloat16().float()
+        mm = torch.mm if a.dim() == 2 else torch.bmm
+        return mm(a.bfloat16(), bt.bfloat16(), out_dtype=torch.float32)
     qa, sa = _quantize(a, precision.granularity, precision.a_dtype)
     qb, sb = _quantize(b, precision.granularity, precision.b_dtype)
     if _scaled_mm_fits(a, b, precision):
@@ -71,6 +82,12 @@ def linear_norm_fwd_preact(
 ):
     """(out, preact): the forward and its GEMM's fp32 product x . W^T, kept for the
     backward (linear_norm_bwd_preact) so that it need not recompute it."""
+    if recipe_name in _CPU_COMPOSITE and not x.is_cuda:
+        return tuple(
+            _k.linear_norm_composite_forward(
+                x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name
+            )
+        )
     z = gemm(x, weight, recipe(recipe_name).forward)
     return _k.add_norm(z, bias, residual, norm_weight, norm_bias, norm, eps, x.dtype), z
 
@@ -84,6 +101,13 @@ def linear_norm_bwd_preact(
     grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name, preact
 ):
     """The backward from the forward's GEMM product ``preact`` (x . W^T, fp32)."""
+    if recipe_name in _CPU_COMPOSITE and not x.is_cuda:
+        return tuple(
+            _k.linear_norm_composite_backward(
+                grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps,
+                recipe_name, preact,
+            )
+        )  # fmt: skip
     rec = recipe(recipe_name)
     dz, d_nw, d_nb = _k.add_norm_backward(grad, preact, bias, residual, norm_weight, norm, eps)
     dx = gemm(dz, weight.transpose(-2, -1), rec.dgrad)
@@ -103,6 +127,9 @@ def linear_norm_bwd(
     grad, x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name
 ):
     """The backward, recomputing the forward GEMM (the pre-norm activations not kept)."""
+    if recipe_name in _CPU_COMPOSITE and not x.is_cuda:
+        args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name)
+        return linear_norm_bwd_preact(grad, *args, None)
     preact = gemm(x, weight, recipe(recipe_name).forward)
     args = (x, weight, bias, residual, norm_weight, norm_bias, norm, eps, recipe_name)
     return linear_norm_bwd_preact(grad, *args, preact)

@@ -243,7 +243,7 @@ def test_grouped_errors():
         recperf.grouped_linear_norm(torch.randn(4, 8), torch.randn(5, 8))
 
 
-@pytest.mark.parametrize("recipe", ["fp32", "fp8_rowwise"])
+@pytest.mark.parametrize("recipe", ["fp32", "bf16", "fp8_rowwise"])
 def test_opcheck(recipe):
     t = [x.requires_grad_(True) for x in make(5, 16, 8, "layer", seed=12)]
     torch.library.opcheck(torch.ops.recperf.linear_norm.default, (*t, "layer", 1e-5, recipe))

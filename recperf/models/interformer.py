@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recperf.models import fields
 from recperf.models.attention import EncoderLayer, MultiHeadAttention
 from recperf.models.common import (
     CTRModel,
@@ -35,6 +36,7 @@ from recperf.models.common import (
     feature_linear,
     sequence_mask,
 )
+from recperf.models.dhen import MODULES as DHEN_MODULES
 from recperf.models.dhen import DHENConfig, DHENLayer
 from recperf.models.wukong import WukongConfig, WukongLayer
 from recperf.nn import LinearNorm
@@ -63,6 +65,29 @@ class InterFormerConfig(ModelConfig):
     ffn: int = 32
     interaction: str = "dhen"
     interaction_modules: tuple[str, ...] = ("dot", "dcn", "linear")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("layers", "cls_tokens", "summary_tokens", "heads", "ffn"):
+            fields.positive_int(getattr(self, name), name)
+        for name in ("pma_tokens", "recent_tokens"):
+            fields.non_negative_int(getattr(self, name), name)
+        fields.one_of(self.interaction, "interaction", INTERACTIONS)
+        modules = self.interaction_modules
+        if (
+            not isinstance(modules, tuple | list)
+            or not modules
+            or any(m not in DHEN_MODULES for m in modules)
+        ):
+            raise ValueError(
+                f"interaction_modules must be a non-empty tuple from {DHEN_MODULES}, "
+                f"got {modules!r}"
+            )
+        self.interaction_modules = tuple(modules)
+        if self.dim % self.heads or (self.dim // self.heads) % 2:
+            raise ValueError(
+                f"dim {self.dim} must split into heads={self.heads} heads of even size (RoPE)"
+            )
 
 
 def interaction_layer(n_in: int, n_out: int, c: InterFormerConfig) -> nn.Module:
@@ -174,12 +199,6 @@ class InterFormerBody(nn.Module):
         super().__init__()
         if not spec.sequences:
             raise ValueError("InterFormer needs at least one sequence feature in the spec")
-        if c.layers < 1 or c.cls_tokens < 1 or c.summary_tokens < 1:
-            raise ValueError("layers, cls_tokens and summary_tokens must be >= 1")
-        if c.recent_tokens < 0 or c.pma_tokens < 0:
-            raise ValueError("pma_tokens and recent_tokens must be >= 0")
-        if c.interaction not in INTERACTIONS:
-            raise ValueError(f"interaction must be one of {INTERACTIONS}, got {c.interaction!r}")
         self.max_lens = [s.max_len for s in spec.sequences]
         self.merge = MaskNetMerge(self.max_lens) if len(self.max_lens) > 1 else None
         self.cls = nn.Parameter(torch.randn(c.cls_tokens, c.dim) / math.sqrt(c.dim))

@@ -27,11 +27,14 @@ from torch import nn
 from recperf.models import fields
 from recperf.models.common import (
     MLP,
+    CTRModel,
+    EmbeddingArch,
     FeatureSpec,
     ModelConfig,
-    TokenStackModel,
+    OverArch,
     feature_linear,
 )
+from recperf.models.tokens import DenseTokens, ExtraEmbeddings
 from recperf.nn import FMInteraction
 
 FM_KINDS = ("projected", "plain")
@@ -51,6 +54,11 @@ class WukongConfig(ModelConfig):
     fm: "projected" (default: the paper's optimized FM, X . (X^T . Y)) or "plain" (the
         n_i (n_i + 1) / 2 dot products of X . X^T, FuxiCTR's option).
     final_norm: the LN over each embedding at every layer's end (default True).
+    dense_tokens: how the dense features become tokens: 1 (default: the embedding arch's
+        dense MLP to one token), an int t > 1 (the dense MLP to t tokens) or
+        "per_feature" (one token per dense feature, ``tokens.DenseTokens``).
+    sparse_embeddings: () (default: one embedding per sparse feature) or one count per
+        sparse feature: a count m > 1 gives that feature m embeddings (m - 1 more tables).
     """
 
     layers: int = 2
@@ -60,6 +68,8 @@ class WukongConfig(ModelConfig):
     fm_hidden: tuple = (64,)
     fm: str = "projected"
     final_norm: bool = True
+    dense_tokens: int | str = 1
+    sparse_embeddings: tuple[int, ...] = ()
 
     def validate(self) -> None:
         super().validate()
@@ -70,6 +80,9 @@ class WukongConfig(ModelConfig):
         fields.per_layer(self.fm_hidden, "fm_hidden", self.layers, fields.widths)
         fields.one_of(self.fm, "fm", FM_KINDS)
         fields.boolean(self.final_norm, "final_norm")
+        if self.dense_tokens != "per_feature":
+            fields.positive_int(self.dense_tokens, "dense_tokens")
+        self.sparse_embeddings = fields.widths(self.sparse_embeddings, "sparse_embeddings")
         for i, (f, g) in enumerate(zip(n_f, n_l, strict=True)):
             if f + g == 0:
                 raise ValueError(f"n_f and n_l are both 0 in layer {i}: the layer has no output")
@@ -143,10 +156,33 @@ class WukongBody(nn.Module):
         return self.layers(x)
 
 
-class Wukong(TokenStackModel):
-    """Embeddings (sequences mean-pooled into tokens) -> Wukong layers -> over-arch."""
+class Wukong(CTRModel):
+    """Embeddings (sequences mean-pooled into tokens; extra dense and sparse tokens per
+    the config) -> Wukong layers -> over-arch."""
 
     name = "wukong"
 
     def __init__(self, spec: FeatureSpec, config: WukongConfig | None = None) -> None:
-        super().__init__(spec, config or WukongConfig(), WukongBody)
+        config = config or WukongConfig()
+        super().__init__(spec, config)
+        self.embedding = EmbeddingArch(spec, config, pool_sequences=True)
+        self.dense_tokens = None
+        if spec.num_dense and config.dense_tokens != 1:
+            self.embedding.dense = None  # DenseTokens replaces the one dense token
+            self.dense_tokens = DenseTokens(spec.num_dense, config.dense_tokens, config)
+        extra = config.sparse_embeddings
+        self.extra = ExtraEmbeddings(spec, extra, config) if extra else None
+        n = self.embedding.num_tokens
+        n += sum(m.count for m in (self.dense_tokens, self.extra) if m is not None)
+        self.body = WukongBody(n, config)
+        self.over = OverArch(self.body.n_out * config.dim, config)
+
+    def forward(self, batch) -> torch.Tensor:
+        self.check(batch)
+        tokens = [self.embedding(batch)]
+        if self.dense_tokens is not None:
+            tokens.insert(0, self.dense_tokens(batch.dense))
+        if self.extra is not None and self.extra.count:
+            tokens.append(self.extra(batch))
+        x = tokens[0] if len(tokens) == 1 else torch.cat(tokens, dim=1)
+        return self.over(self.body(x).flatten(1))

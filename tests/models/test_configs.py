@@ -44,6 +44,9 @@ BAD = [
     (WukongConfig, {"fm_hidden": ((8,),)}, ValueError, r"fm_hidden must give one value per"),
     (WukongConfig, {"fm": "full"}, ValueError, r"fm must be one of \('projected', 'plain'\)"),
     (WukongConfig, {"final_norm": None}, TypeError, r"final_norm must be a bool"),
+    (WukongConfig, {"dense_tokens": 0}, ValueError, r"dense_tokens must be >= 1, got 0"),
+    (WukongConfig, {"dense_tokens": "all"}, TypeError, r"dense_tokens must be an int"),
+    (WukongConfig, {"sparse_embeddings": (2, 0)}, ValueError, r"sparse_embeddings\[1\] must"),
     (DHENConfig, {"modules": ()}, ValueError, r"modules must be a non-empty tuple"),
     (DHENConfig, {"ensemble": "max"}, ValueError, r"ensemble must be one of"),
     (DHENConfig, {"tokens": 0}, ValueError, r"tokens must be >= 1, got 0"),
@@ -94,6 +97,9 @@ KNOBS = [
     {"mlp_norm": "batch"},
     {"mlp_norm": "none"},
     {"n_f": (3, 5), "n_l": (2, 0), "k": (2, 4), "fm_hidden": ((8,), ())},
+    {"dense_tokens": "per_feature"},
+    {"dense_tokens": 3},
+    {"sparse_embeddings": (1, 3, 1, 2, 1)},
 ]
 
 
@@ -130,6 +136,23 @@ def test_wukong_knobs_change_parameter_count_as_documented(tiny_spec):
     # affine LN, where the projected FM reads n k = 8 n (Y [n, k] and its LN's affine).
     plain = sum(n * (n + 1) // 2 * (2 + 64) - (n * 8 + 2 * n * 8 + n * 8 * 64) for n in (7, 16))
     assert _count(tiny_spec, fm="plain") - base == plain
+
+
+def test_wukong_extra_tokens_change_the_token_count(tiny_spec):
+    """3 dense features, 5 sparse ones, 1 sequence: 7 tokens by default."""
+
+    def n_in(**knobs):
+        return build_model("wukong", tiny_spec, dim=8, **knobs).body.layers[0].lcb.in_features
+
+    assert n_in() == 7
+    assert n_in(dense_tokens=4) == 10
+    assert n_in(dense_tokens="per_feature") == 9
+    assert n_in(sparse_embeddings=(1, 3, 1, 2, 1)) == 10
+    with pytest.raises(ValueError, match=r"one count per sparse feature \(5\), got \(2,\)"):
+        build_model("wukong", tiny_spec, sparse_embeddings=(2,))
+    # per_feature drops the dense MLP: no parameters left that never train
+    per_feature = build_model("wukong", tiny_spec, dim=8, dense_tokens="per_feature")
+    assert per_feature.embedding.dense is None
 
 
 @pytest.mark.parametrize(("knobs", "absent"), [({"n_f": 0}, ("fm", "mlp")), ({"n_l": 0}, ("lcb",))])

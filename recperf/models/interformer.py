@@ -54,6 +54,9 @@ class InterFormerConfig(ModelConfig):
     heads, ffn: the sequence transformer's heads and FFN width (head size even: RoPE).
     interaction: "dhen" (default) or "wukong", the interaction arch.
     interaction_modules: the DHEN interaction layer's modules.
+    personalized_ffn: the sequence arch's personalized FFN from X_sum (default True;
+        False: the paper's ablation, the sequence arch ignores the non-sequence side).
+    rope: rotary positions in the sequence transformer (default True).
     """
 
     layers: int = 2
@@ -65,6 +68,8 @@ class InterFormerConfig(ModelConfig):
     ffn: int = 32
     interaction: str = "dhen"
     interaction_modules: tuple[str, ...] = ("dot", "dcn", "linear")
+    personalized_ffn: bool = True
+    rope: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -84,7 +89,9 @@ class InterFormerConfig(ModelConfig):
                 f"got {modules!r}"
             )
         self.interaction_modules = tuple(modules)
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
+        fields.boolean(self.personalized_ffn, "personalized_ffn")
+        fields.boolean(self.rope, "rope")
+        if self.dim % self.heads or (self.rope and (self.dim // self.heads) % 2):
             raise ValueError(
                 f"dim {self.dim} must split into heads={self.heads} heads of even size (RoPE)"
             )
@@ -178,16 +185,19 @@ class InterFormerLayer(nn.Module):
     def __init__(self, n: int, c: InterFormerConfig) -> None:
         super().__init__()
         n_s = c.cls_tokens + c.pma_tokens + c.recent_tokens
-        self.x_summary = XSummary(n, c.summary_tokens)
+        # X_sum feeds only the personalized FFN: without it, no X summary either.
+        self.x_summary = XSummary(n, c.summary_tokens) if c.personalized_ffn else None
         self.s_summary = SSummary(c)
         self.interaction = interaction_layer(n + n_s, n, c)
-        self.pffn = PersonalizedFFN(c.summary_tokens, c.dim)
-        self.encoder = EncoderLayer(c.dim, c.heads, c.ffn, True, c.recipe, c.backend)
+        self.pffn = PersonalizedFFN(c.summary_tokens, c.dim) if c.personalized_ffn else None
+        self.encoder = EncoderLayer(c.dim, c.heads, c.ffn, c.rope, c.recipe, c.backend)
 
     def forward(self, x, s, mask, lengths):
-        x_sum, s_sum = self.x_summary(x), self.s_summary(s, mask, lengths)
+        s_sum = self.s_summary(s, mask, lengths)
         x_next = self.interaction(torch.cat((x, s_sum), dim=1))
-        s_next = self.encoder(self.pffn(s, x_sum), mask)
+        if self.pffn is not None:
+            s = self.pffn(s, self.x_summary(x))
+        s_next = self.encoder(s, mask)
         return x_next, s_next
 
 

@@ -108,7 +108,10 @@ def test_wukong_knob_trains_every_parameter_and_matches_twin(knobs, tiny_spec):
     """No dead parameters (the ablations build none for the missing block): every one gets
     a gradient; the twin with the same weights gives the same logits and gradients."""
     torch.manual_seed(0)
-    model = build_model("wukong", tiny_spec, dim=8, **knobs)
+    _matches_twin_and_trains_all(build_model("wukong", tiny_spec, dim=8, **knobs), knobs, tiny_spec)
+
+
+def _matches_twin_and_trains_all(model, knobs, tiny_spec):
     twin = torch_twin(model)
     batch = example_batch(tiny_spec, 5, seed=3)
     out, grads = _outputs(model, batch)
@@ -121,6 +124,23 @@ def test_wukong_knob_trains_every_parameter_and_matches_twin(knobs, tiny_spec):
     names = sorted(grads)
     flat = [torch.cat([g[n].flatten() for n in names]) for g in (grads, ref_grads)]
     assert_close(flat[0], flat[1], torch.float32, f"{knobs} gradient", 1e-4)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"personalized_ffn": False},
+        {"rope": False, "heads": 8},
+        {"dropout": 0.0, "mlp_norm": "batch"},
+    ],
+    ids=lambda k: ",".join(k),
+)
+def test_interformer_knob_trains_every_parameter_and_matches_twin(knobs, tiny_spec):
+    torch.manual_seed(0)
+    model = build_model("interformer", tiny_spec, dim=8, **knobs)
+    if not knobs.get("personalized_ffn", True):
+        assert all(layer.pffn is None and layer.x_summary is None for layer in model.body.layers)
+    _matches_twin_and_trains_all(model, knobs, tiny_spec)
 
 
 def _count(spec, **knobs):

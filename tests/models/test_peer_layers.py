@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from numerics import assert_close
 
 from recperf.models import DHENConfig, WukongConfig
-from recperf.models.dhen import DCNModule, DotModule
+from recperf.models.dhen import DCNModule, DHENLayer, DotModule
 from recperf.models.interformer import PersonalizedFFN, XSummary
 from recperf.models.wukong import WukongLayer
 
@@ -59,6 +59,28 @@ def peer_dhen_dot(x, p):
 def peer_dhen_dcn(x, p):
     """DHEN's DCN cross module (low-rank form of the paper's (X X^T) W + b): flattened."""
     return ((x @ x.transpose(1, 2)) @ p["fm.proj"] + p["bias"]).flatten(1)
+
+
+def peer_dhen_layer(x, p, ensemble, m):
+    """DHEN layer, paper eq.: LN(Ensemble(module_i(X) projected to m tokens) + W_s X), over
+    the dot, DCN and linear modules."""
+    B, _, d = x.shape
+    sub = [
+        ({k.removeprefix("mods.0."): v for k, v in p.items()}, peer_dhen_dot),
+        ({k.removeprefix("mods.1."): v for k, v in p.items()}, peer_dhen_dcn),
+        (None, lambda x, _: x.flatten(1)),
+    ]
+    outs = []
+    for i, (params, peer) in enumerate(sub):
+        z = _lin(peer(x, params), p, f"projections.{i}")
+        w, b = p[f"projections.{i}.norm_weight"], p[f"projections.{i}.norm_bias"]
+        outs.append(F.layer_norm(z, z.shape[-1:], w, b).view(B, m, d))
+    if ensemble == "concat":
+        y = torch.cat(outs, 1)
+    else:
+        y = sum(w * o for w, o in zip(p["weights"], outs, strict=True))
+    y = y + _feature_axis(x, p["shortcut.weight"])
+    return F.layer_norm(y, (d,), p["norm.weight"], p["norm.bias"])
 
 
 def peer_x_summary(x, p):
@@ -111,6 +133,21 @@ def test_dhen_module_matches_peer(module, peer):
         for q in layer.parameters():
             q.normal_()  # the DCN bias starts at 0: make it count
     _check(layer, peer, [torch.randn(5, 7, 8)])
+
+
+@pytest.mark.parametrize("ensemble", ["concat", "weighted_sum"])
+def test_dhen_layer_matches_peer(ensemble):
+    torch.manual_seed(0)
+    modules = ("dot", "dcn", "linear")
+    c = DHENConfig(
+        dim=8, modules=modules, ensemble=ensemble, tokens=3, dot_hidden=(11,), dcn_rank=3
+    )
+    layer = DHENLayer(7, c)
+    assert len(layer.projections) == 3  # distinct widths: one LinearNorm per module
+    with torch.no_grad():
+        for q in layer.parameters():
+            q.normal_(0, 0.5)
+    _check(layer, lambda x, p: peer_dhen_layer(x, p, ensemble, 3), [torch.randn(5, 7, 8)])
 
 
 def test_interformer_x_summary_matches_peer():

@@ -47,8 +47,8 @@ class DMTConfig(ModelConfig):
     tower_tokens: tokens a tower's output is compressed to.
     partition: the features (token indices after the dense token) of each tower; None:
         ``partition_towers`` balanced by embedding bytes.
-    backbone_config: the backbone's config (None: its defaults); its dim, recipe and
-        backend are replaced by the DMT's own.
+    backbone_config: the backbone's config (None: its defaults); its dim, recipe,
+        backend, dropout and mlp_norm are replaced by the DMT's own.
     """
 
     backbone: str = "wukong"
@@ -80,7 +80,8 @@ class DMTConfig(ModelConfig):
 
 def _backbone_config(c: DMTConfig) -> ModelConfig:
     base = c.backbone_config if c.backbone_config is not None else BACKBONES[c.backbone]()
-    return dataclasses.replace(base, dim=c.dim, recipe=c.recipe, backend=c.backend)
+    shared = ("dim", "recipe", "backend", "dropout", "mlp_norm")
+    return dataclasses.replace(base, **{f: getattr(c, f) for f in shared})
 
 
 def gather_tokens(x: torch.Tensor, members) -> torch.Tensor:

@@ -99,7 +99,7 @@ class InterFormerConfig(ModelConfig):
 
 def interaction_layer(n_in: int, n_out: int, c: InterFormerConfig) -> nn.Module:
     """The interaction arch: [B, n_in, d] -> [B, n_out, d]."""
-    common = {"dim": c.dim, "recipe": c.recipe, "backend": c.backend}
+    common = {f: getattr(c, f) for f in ("dim", "recipe", "backend", "dropout", "mlp_norm")}
     if c.interaction == "dhen":
         dhen = DHENConfig(modules=c.interaction_modules, tokens=n_out, **common)
         return DHENLayer(n_in, dhen)

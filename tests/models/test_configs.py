@@ -205,3 +205,12 @@ def test_dropout_trains_and_evaluates_deterministically(tiny_spec):
     no_dropout.eval()
     with torch.no_grad():
         assert torch.equal(no_dropout(batch), first)
+
+
+@pytest.mark.parametrize("name", ["interformer", "dmt"])
+def test_mlp_settings_reach_inner_layers(name, tiny_spec):
+    """InterFormer's interaction layer and DMT's backbone take the model's MLP settings."""
+    model = build_model(name, tiny_spec, dim=8, dropout=0.2, mlp_norm="batch")
+    inner = model.body if name == "interformer" else model.towers
+    kinds = {type(m) for m in inner.modules()}
+    assert torch.nn.BatchNorm1d in kinds and torch.nn.Dropout in kinds

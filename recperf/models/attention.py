@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recperf.models.fields import positive_int
 from recperf.nn import LinearNorm
 
 
@@ -29,6 +30,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, use_rope: bool = False) -> None:
         super().__init__()
+        positive_int(dim, "dim")
+        positive_int(heads, "heads")
         if dim % heads or (use_rope and (dim // heads) % 2):
             raise ValueError(f"dim {dim} must split into {heads} heads (of even size with RoPE)")
         self.dim, self.heads, self.use_rope = dim, heads, use_rope

@@ -18,8 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recperf.dispatch import BACKENDS
+from recperf.models import fields
 from recperf.models.batch import Batch, FeatureSpec, SequenceSpec, check_batch
 from recperf.nn import LinearNorm
+from recperf.ops.recipes import NORMS, recipe
 
 __all__ = [
     "MLP",
@@ -48,6 +51,15 @@ class ModelConfig:
         FP8 matrix units; pass "bf16" or an FP8 recipe on a GPU).
     backend: recperf op backend ("auto": the dispatcher's default).
     check_inputs: validate every batch in forward (skipped under torch.compile).
+    dropout: dropout rate after every hidden activation of the models' MLPs (inner MLPs
+        and over-arch; the embedding arch's dense MLP has none), the peers' ``dropout`` /
+        ``net_dropout``; default 0.
+    mlp_norm: the norm after each hidden linear of those MLPs: "layer" (default), "rms",
+        "none" (a LinearNorm each, LoKA can plan them) or "batch" (nn.Linear +
+        nn.BatchNorm1d, the peers' choice; no LoKA site).
+
+    Every field is checked when the config is built (``__post_init__``): a TypeError or
+    ValueError names the field and the value.
     """
 
     dim: int = 16
@@ -57,14 +69,39 @@ class ModelConfig:
     recipe: str = "fp32"
     backend: str = "auto"
     check_inputs: bool = True
+    dropout: float = 0.0
+    mlp_norm: str = "layer"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (subclasses extend it, calling super first)."""
+        fields.positive_int(self.dim, "dim")
+        self.dense_hidden = fields.widths(self.dense_hidden, "dense_hidden")
+        self.over_hidden = fields.widths(self.over_hidden, "over_hidden")
+        fields.one_of(self.pooling, "pooling", ("sum", "mean"))
+        if not isinstance(self.recipe, str):
+            raise TypeError(f"recipe must be a str, got {type(self.recipe).__name__}")
+        recipe(self.recipe)
+        fields.one_of(self.backend, "backend", (*BACKENDS, "auto"))
+        fields.boolean(self.check_inputs, "check_inputs")
+        self.dropout = fields.probability(self.dropout, "dropout")
+        fields.one_of(self.mlp_norm, "mlp_norm", MLP_NORMS)
 
     def as_dict(self) -> dict:
         """JSON-ready (tuples as lists, nested configs as dicts), for checkpoints."""
         return json.loads(json.dumps(asdict(self)))
 
 
+MLP_NORMS = (*NORMS, "batch")
+
+
 class MLP(nn.Module):
-    """in -> [LinearNorm(h) -> ReLU] per hidden width -> nn.Linear(out) when ``out``."""
+    """in -> [LinearNorm(h) -> ReLU (-> Dropout)] per hidden width -> nn.Linear(out) when
+    ``out``. ``norm`` "batch" makes each hidden linear nn.Linear + nn.BatchNorm1d. Each
+    hidden layer keeps two entries (linear-norm, activation) whatever the options, so
+    parameter names do not depend on the dropout rate."""
 
     def __init__(
         self,
@@ -73,18 +110,31 @@ class MLP(nn.Module):
         out: int | None,
         recipe: str = "fp32",
         backend: str = "auto",
+        dropout: float = 0.0,
+        norm: str = "layer",
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            layers += [LinearNorm(width, h, recipe=recipe, backend=backend), nn.ReLU()]
+            if norm == "batch":
+                linear: nn.Module = nn.Sequential(nn.Linear(width, h), nn.BatchNorm1d(h))
+            else:
+                linear = LinearNorm(width, h, norm=norm, recipe=recipe, backend=backend)
+            act = nn.Sequential(nn.ReLU(), nn.Dropout(dropout)) if dropout else nn.ReLU()
+            layers += [linear, act]
             width = h
         if out is not None:
             layers.append(nn.Linear(width, out))
             width = out
         self.layers = nn.Sequential(*layers)
         self.out_features = width
+
+    @classmethod
+    def of(cls, config: ModelConfig, in_features: int, hidden, out: int | None) -> MLP:
+        """An MLP with ``config``'s recipe, backend, dropout and norm."""
+        c = config
+        return cls(in_features, hidden, out, c.recipe, c.backend, c.dropout, c.mlp_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -178,7 +228,7 @@ class OverArch(nn.Module):
 
     def __init__(self, in_features: int, config: ModelConfig) -> None:
         super().__init__()
-        self.mlp = MLP(in_features, config.over_hidden, 1, config.recipe, config.backend)
+        self.mlp = MLP.of(config, in_features, config.over_hidden, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(x).squeeze(-1)
@@ -214,7 +264,7 @@ class CTRModel(nn.Module):
         }
 
 
-RUNTIME_FIELDS = ("recipe", "backend", "check_inputs")
+RUNTIME_FIELDS = ("recipe", "backend", "check_inputs", "dropout")
 
 
 def _architecture(config: dict) -> dict:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recperf.models import fields
 from recperf.models.attention import EncoderLayer
 from recperf.models.common import (
     MLP,
@@ -69,12 +70,35 @@ class DHENConfig(ModelConfig):
     ffn: int = 32
     conv_kernel: int = 3
 
+    def validate(self) -> None:
+        super().validate()
+        modules = self.modules
+        if (
+            not isinstance(modules, tuple | list)
+            or not modules
+            or any(m not in MODULES for m in modules)
+        ):
+            raise ValueError(f"modules must be a non-empty tuple from {MODULES}, got {modules!r}")
+        self.modules = tuple(modules)
+        fields.one_of(self.ensemble, "ensemble", ENSEMBLES)
+        fields.one_of(self.shortcut, "shortcut", SHORTCUTS)
+        fields.positive_int(self.layers, "layers")
+        fields.positive_int(self.tokens, "tokens")
+        self.dot_hidden = fields.widths(self.dot_hidden, "dot_hidden")
+        fields.positive_int(self.dcn_rank, "dcn_rank")
+        fields.positive_int(self.heads, "heads")
+        fields.positive_int(self.ffn, "ffn")
+        if fields.positive_int(self.conv_kernel, "conv_kernel") % 2 != 1:
+            raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
+        if "attention" in self.modules and self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must split into heads={self.heads} heads")
+
 
 class DotModule(nn.Module):
     def __init__(self, n: int, c: DHENConfig) -> None:
         super().__init__()
         self.fm = FMInteraction(n, mode="pairwise", backend=c.backend)
-        self.mlp = MLP(n * (n - 1) // 2, c.dot_hidden, None, c.recipe, c.backend)
+        self.mlp = MLP.of(c, n * (n - 1) // 2, c.dot_hidden, None)
         self.out_features = self.mlp.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,8 +138,6 @@ class LinearModule(nn.Module):
 class ConvModule(nn.Module):
     def __init__(self, n: int, c: DHENConfig) -> None:
         super().__init__()
-        if c.conv_kernel % 2 != 1:
-            raise ValueError(f"conv_kernel must be odd, got {c.conv_kernel}")
         self.conv = nn.Conv1d(c.dim, c.dim, c.conv_kernel, padding=c.conv_kernel // 2)
         self.out_features = n * c.dim
 
@@ -132,17 +154,6 @@ MODULE_CLASSES = {
 }
 
 
-def check_dhen_config(c: DHENConfig) -> None:
-    if not c.modules or any(m not in MODULES for m in c.modules):
-        raise ValueError(f"modules must be a non-empty tuple from {MODULES}, got {c.modules}")
-    if c.ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {c.ensemble!r}")
-    if c.shortcut not in SHORTCUTS:
-        raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {c.shortcut!r}")
-    if c.layers < 1 or c.tokens < 1:
-        raise ValueError(f"layers and tokens must be >= 1, got {c.layers} and {c.tokens}")
-
-
 class DHENLayer(nn.Module):
     """One DHEN layer: [B, n_in, d] -> [B, n_out, d] with n_out = tokens (sum, weighted
     sum) or len(modules) * tokens (concat)."""
@@ -150,7 +161,6 @@ class DHENLayer(nn.Module):
     def __init__(self, n_in: int, config: DHENConfig, tokens: int | None = None) -> None:
         super().__init__()
         c = config
-        check_dhen_config(c)
         self.m = c.tokens if tokens is None else tokens
         self.dim, self.ensemble = c.dim, c.ensemble
         self.n_out = self.m * (len(c.modules) if c.ensemble == "concat" else 1)
@@ -205,7 +215,6 @@ class DHENBody(LayerStack):
     """The layer stack: [B, n_in, d] -> [B, n_out, d]."""
 
     def __init__(self, n_in: int, config: DHENConfig) -> None:
-        check_dhen_config(config)
         super().__init__(lambda n: DHENLayer(n, config), n_in, config.layers)
 
 

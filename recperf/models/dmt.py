@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from recperf.distributed.tower_partitioner import FeatureCost, TowerPartition, partition_towers
+from recperf.models import fields
 from recperf.models.batch import Batch, FeatureSpec
 from recperf.models.common import CTRModel, EmbeddingArch, ModelConfig, OverArch
 from recperf.models.dhen import DHENBody, DHENConfig, DHENLayer
@@ -46,8 +47,8 @@ class DMTConfig(ModelConfig):
     tower_tokens: tokens a tower's output is compressed to.
     partition: the features (token indices after the dense token) of each tower; None:
         ``partition_towers`` balanced by embedding bytes.
-    backbone_config: the backbone's config (None: its defaults); its dim, recipe and
-        backend are replaced by the DMT's own.
+    backbone_config: the backbone's config (None: its defaults); its dim, recipe,
+        backend, dropout and mlp_norm are replaced by the DMT's own.
     """
 
     backbone: str = "wukong"
@@ -56,17 +57,31 @@ class DMTConfig(ModelConfig):
     partition: tuple[tuple[int, ...], ...] | None = None
     backbone_config: ModelConfig | None = field(default=None)
 
+    def validate(self) -> None:
+        super().validate()
+        fields.one_of(self.backbone, "backbone", tuple(BACKBONES))
+        fields.positive_int(self.towers, "towers")
+        fields.positive_int(self.tower_tokens, "tower_tokens")
+        if self.partition is not None:
+            if not isinstance(self.partition, tuple | list):
+                raise TypeError(f"partition must be a tuple of tuples, got {self.partition!r}")
+            for t, members in enumerate(self.partition):
+                if not isinstance(members, tuple | list) or not members:
+                    raise ValueError(f"partition[{t}] must be a non-empty tuple, got {members!r}")
+                for f, member in enumerate(members):
+                    fields.non_negative_int(member, f"partition[{t}][{f}]")
+        base = self.backbone_config
+        if base is not None and not isinstance(base, BACKBONES[self.backbone]):
+            raise TypeError(
+                f"backbone_config must be a {BACKBONES[self.backbone].__name__} for backbone "
+                f"{self.backbone!r}, got {type(base).__name__}"
+            )
+
 
 def _backbone_config(c: DMTConfig) -> ModelConfig:
-    if c.backbone not in BACKBONES:
-        raise ValueError(f"backbone must be one of {tuple(BACKBONES)}, got {c.backbone!r}")
     base = c.backbone_config if c.backbone_config is not None else BACKBONES[c.backbone]()
-    if not isinstance(base, BACKBONES[c.backbone]):
-        raise TypeError(
-            f"backbone_config must be a {BACKBONES[c.backbone].__name__} for backbone "
-            f"{c.backbone!r}, got {type(base).__name__}"
-        )
-    return dataclasses.replace(base, dim=c.dim, recipe=c.recipe, backend=c.backend)
+    shared = ("dim", "recipe", "backend", "dropout", "mlp_norm")
+    return dataclasses.replace(base, **{f: getattr(c, f) for f in shared})
 
 
 def gather_tokens(x: torch.Tensor, members) -> torch.Tensor:

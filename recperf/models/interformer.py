@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recperf.models import fields
 from recperf.models.attention import EncoderLayer, MultiHeadAttention
 from recperf.models.common import (
     CTRModel,
@@ -35,6 +36,7 @@ from recperf.models.common import (
     feature_linear,
     sequence_mask,
 )
+from recperf.models.dhen import MODULES as DHEN_MODULES
 from recperf.models.dhen import DHENConfig, DHENLayer
 from recperf.models.wukong import WukongConfig, WukongLayer
 from recperf.nn import LinearNorm
@@ -52,6 +54,9 @@ class InterFormerConfig(ModelConfig):
     heads, ffn: the sequence transformer's heads and FFN width (head size even: RoPE).
     interaction: "dhen" (default) or "wukong", the interaction arch.
     interaction_modules: the DHEN interaction layer's modules.
+    personalized_ffn: the sequence arch's personalized FFN from X_sum (default True;
+        False: the paper's ablation, the sequence arch ignores the non-sequence side).
+    rope: rotary positions in the sequence transformer (default True).
     """
 
     layers: int = 2
@@ -63,11 +68,38 @@ class InterFormerConfig(ModelConfig):
     ffn: int = 32
     interaction: str = "dhen"
     interaction_modules: tuple[str, ...] = ("dot", "dcn", "linear")
+    personalized_ffn: bool = True
+    rope: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("layers", "cls_tokens", "summary_tokens", "heads", "ffn"):
+            fields.positive_int(getattr(self, name), name)
+        for name in ("pma_tokens", "recent_tokens"):
+            fields.non_negative_int(getattr(self, name), name)
+        fields.one_of(self.interaction, "interaction", INTERACTIONS)
+        modules = self.interaction_modules
+        if (
+            not isinstance(modules, tuple | list)
+            or not modules
+            or any(m not in DHEN_MODULES for m in modules)
+        ):
+            raise ValueError(
+                f"interaction_modules must be a non-empty tuple from {DHEN_MODULES}, "
+                f"got {modules!r}"
+            )
+        self.interaction_modules = tuple(modules)
+        fields.boolean(self.personalized_ffn, "personalized_ffn")
+        fields.boolean(self.rope, "rope")
+        if self.dim % self.heads or (self.rope and (self.dim // self.heads) % 2):
+            raise ValueError(
+                f"dim {self.dim} must split into heads={self.heads} heads of even size (RoPE)"
+            )
 
 
 def interaction_layer(n_in: int, n_out: int, c: InterFormerConfig) -> nn.Module:
     """The interaction arch: [B, n_in, d] -> [B, n_out, d]."""
-    common = {"dim": c.dim, "recipe": c.recipe, "backend": c.backend}
+    common = {f: getattr(c, f) for f in ("dim", "recipe", "backend", "dropout", "mlp_norm")}
     if c.interaction == "dhen":
         dhen = DHENConfig(modules=c.interaction_modules, tokens=n_out, **common)
         return DHENLayer(n_in, dhen)
@@ -153,16 +185,19 @@ class InterFormerLayer(nn.Module):
     def __init__(self, n: int, c: InterFormerConfig) -> None:
         super().__init__()
         n_s = c.cls_tokens + c.pma_tokens + c.recent_tokens
-        self.x_summary = XSummary(n, c.summary_tokens)
+        # X_sum feeds only the personalized FFN: without it, no X summary either.
+        self.x_summary = XSummary(n, c.summary_tokens) if c.personalized_ffn else None
         self.s_summary = SSummary(c)
         self.interaction = interaction_layer(n + n_s, n, c)
-        self.pffn = PersonalizedFFN(c.summary_tokens, c.dim)
-        self.encoder = EncoderLayer(c.dim, c.heads, c.ffn, True, c.recipe, c.backend)
+        self.pffn = PersonalizedFFN(c.summary_tokens, c.dim) if c.personalized_ffn else None
+        self.encoder = EncoderLayer(c.dim, c.heads, c.ffn, c.rope, c.recipe, c.backend)
 
     def forward(self, x, s, mask, lengths):
-        x_sum, s_sum = self.x_summary(x), self.s_summary(s, mask, lengths)
+        s_sum = self.s_summary(s, mask, lengths)
         x_next = self.interaction(torch.cat((x, s_sum), dim=1))
-        s_next = self.encoder(self.pffn(s, x_sum), mask)
+        if self.pffn is not None:
+            s = self.pffn(s, self.x_summary(x))
+        s_next = self.encoder(s, mask)
         return x_next, s_next
 
 
@@ -174,12 +209,6 @@ class InterFormerBody(nn.Module):
         super().__init__()
         if not spec.sequences:
             raise ValueError("InterFormer needs at least one sequence feature in the spec")
-        if c.layers < 1 or c.cls_tokens < 1 or c.summary_tokens < 1:
-            raise ValueError("layers, cls_tokens and summary_tokens must be >= 1")
-        if c.recent_tokens < 0 or c.pma_tokens < 0:
-            raise ValueError("pma_tokens and recent_tokens must be >= 0")
-        if c.interaction not in INTERACTIONS:
-            raise ValueError(f"interaction must be one of {INTERACTIONS}, got {c.interaction!r}")
         self.max_lens = [s.max_len for s in spec.sequences]
         self.merge = MaskNetMerge(self.max_lens) if len(self.max_lens) > 1 else None
         self.cls = nn.Parameter(torch.randn(c.cls_tokens, c.dim) / math.sqrt(c.dim))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recperf.models.batch import Batch, FeatureSpec, SequenceSpec, check_batch
+from recperf.models.batch import Batch, FeatureSpec, SequenceSpec, check_batch, check_weights
 from recperf.nn import LinearNorm
 
 __all__ = [
@@ -138,7 +138,8 @@ class EmbeddingArch(nn.Module):
         """One feature's token [B, d]; features are numbered as the tokens after the dense
         one: sparse features, then (with pool_sequences) pooled sequences."""
         if feature < self.spec.num_sparse:
-            return self.tables[feature](batch.ids[feature], batch.offsets[feature])
+            w = batch.weights[feature] if batch.weights else None
+            return self.tables[feature](batch.ids[feature], batch.offsets[feature], w)
         s = feature - self.spec.num_sparse
         table, ids, lengths = self.seq_tables[s], batch.seq_ids[s], batch.seq_lengths[s]
         weights = mean_weights(lengths, ids.shape[1], table.weight.dtype)
@@ -196,9 +197,24 @@ class CTRModel(nn.Module):
     def check(self, batch: Batch) -> None:
         if self.config.check_inputs and not torch.compiler.is_compiling():
             check_batch(batch, self.spec)
+            check_weights(batch, self.spec, self.config.pooling)
+
+    def prepare(self, batch) -> Batch:
+        """The checked ``Batch`` of a ``Batch`` or a torchrec ``Batch`` (KJT sparse features,
+        converted by recperf.torchrec.kjt)."""
+        if type(batch).__module__.startswith("torchrec"):
+            from recperf.torchrec.kjt import batch_from_torchrec
+
+            batch = batch_from_torchrec(batch, self.spec)
+        self.check(batch)
+        return batch
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Mean binary cross-entropy of the batch's labels."""
+        if type(batch).__module__.startswith("torchrec"):
+            from recperf.torchrec.kjt import batch_from_torchrec
+
+            batch = batch_from_torchrec(batch, self.spec)
         if batch.labels is None:
             raise ValueError("loss needs a batch with labels")
         return F.binary_cross_entropy_with_logits(self(batch), batch.labels.to(torch.float32))
@@ -257,5 +273,5 @@ class TokenStackModel(CTRModel):
         self.over = OverArch(self.body.n_out * config.dim, config)
 
     def forward(self, batch) -> torch.Tensor:
-        self.check(batch)
+        batch = self.prepare(batch)
         return self.over(self.body(self.embedding(batch)).flatten(1))

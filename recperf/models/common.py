@@ -48,6 +48,10 @@ class ModelConfig:
         FP8 matrix units; pass "bf16" or an FP8 recipe on a GPU).
     backend: recperf op backend ("auto": the dispatcher's default).
     check_inputs: validate every batch in forward (skipped under torch.compile).
+    tables: "nn" (one nn.EmbeddingBag per sparse feature) or "torchrec" (one torchrec
+        EmbeddingBagCollection that DistributedModelParallel shards; recperf.torchrec).
+    table_dims: with tables="torchrec", each sparse table's width (None: all ``dim``),
+        projected to ``dim``.
     """
 
     dim: int = 16
@@ -57,6 +61,8 @@ class ModelConfig:
     recipe: str = "fp32"
     backend: str = "auto"
     check_inputs: bool = True
+    tables: str = "nn"
+    table_dims: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict:
         """JSON-ready (tuples as lists, nested configs as dicts), for checkpoints."""
@@ -102,9 +108,18 @@ class EmbeddingArch(nn.Module):
             raise ValueError(f"pooling must be 'sum' or 'mean', got {config.pooling!r}")
         d = config.dim
         self.spec, self.dim, self.pool_sequences = spec, d, pool_sequences
-        self.tables = nn.ModuleList(
-            nn.EmbeddingBag(c, d, mode=config.pooling) for c in spec.cardinalities
-        )
+        if config.tables == "torchrec":
+            from recperf.torchrec.embedding import TorchRecTables
+
+            self.tables = TorchRecTables(spec, d, config.pooling, config.table_dims)
+        elif config.tables != "nn":
+            raise ValueError(f"tables must be 'nn' or 'torchrec', got {config.tables!r}")
+        elif config.table_dims is not None:
+            raise ValueError("table_dims needs tables='torchrec' (nn tables are all dim wide)")
+        else:
+            self.tables = nn.ModuleList(
+                nn.EmbeddingBag(c, d, mode=config.pooling) for c in spec.cardinalities
+            )
         self.dense = (
             MLP(spec.num_dense, config.dense_hidden, d, config.recipe, config.backend)
             if spec.num_dense
@@ -115,7 +130,10 @@ class EmbeddingArch(nn.Module):
         self.seq_tables = nn.ModuleList(
             nn.EmbeddingBag(s.vocab, d, mode="sum") for s in spec.sequences
         )
-        for table in (*self.tables, *self.seq_tables):
+        nn_tables = (
+            self.seq_tables if config.tables == "torchrec" else (*self.tables, *self.seq_tables)
+        )
+        for table in nn_tables:
             nn.init.normal_(table.weight, std=1 / math.sqrt(d))
 
     @property
@@ -131,12 +149,21 @@ class EmbeddingArch(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         dense = self.dense_token(batch)
         tokens = [] if dense is None else [dense]
-        tokens += [self.token(batch, f) for f in range(self.num_features)]
+        tokens += self.sparse_tokens(batch)
+        tokens += [self.token(batch, f) for f in range(self.spec.num_sparse, self.num_features)]
         return torch.stack(tokens, dim=1)
+
+    def sparse_tokens(self, batch: Batch) -> list[torch.Tensor]:
+        """Each sparse feature's token [B, d]."""
+        if not isinstance(self.tables, nn.ModuleList):  # one torchrec lookup for all
+            return self.tables(batch)
+        return [self.token(batch, f) for f in range(self.spec.num_sparse)]
 
     def token(self, batch: Batch, feature: int) -> torch.Tensor:
         """One feature's token [B, d]; features are numbered as the tokens after the dense
         one: sparse features, then (with pool_sequences) pooled sequences."""
+        if feature < self.spec.num_sparse and not isinstance(self.tables, nn.ModuleList):
+            return self.tables(batch)[feature]
         if feature < self.spec.num_sparse:
             w = batch.weights[feature] if batch.weights else None
             return self.tables[feature](batch.ids[feature], batch.offsets[feature], w)

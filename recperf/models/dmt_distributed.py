@@ -63,6 +63,11 @@ class DistributedDMT(nn.Module):
                 f"DistributedDMT needs one tower per host: {model.partition.num_towers} towers, "
                 f"{topology.num_hosts} hosts"
             )
+        if model.config.tables != "nn":
+            raise ValueError(
+                f"DistributedDMT shards nn tables itself; a model with tables="
+                f"{model.config.tables!r} is sharded by torchrec's DistributedModelParallel"
+            )
         self.model, self.topology = model, topology
         host, L = topology.host, topology.local_size
         order = [f for shard in model.partition.shards(host, L) for f in shard]

@@ -40,10 +40,12 @@ def shard_model(
     local_world_size: int | None = None,
     device: torch.device | str = "cpu",
     pg: dist.ProcessGroup | None = None,
+    fused_params: dict | None = None,
 ):
     """``DistributedModelParallel`` of ``model`` with every table of its
     EmbeddingBagCollection sharded ``sharding_type`` (planner topology: the group's world
-    size, ``local_world_size`` ranks per host)."""
+    size, ``local_world_size`` ranks per host); ``fused_params`` set torchrec's fused table
+    optimizer (e.g. fbgemm_gpu ``{"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": 0.1}``)."""
     from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
     from torchrec.distributed.model_parallel import DistributedModelParallel
     from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
@@ -63,7 +65,7 @@ def shard_model(
     topology = Topology(
         world_size=world, compute_device=device.type, local_world_size=local_world_size or world
     )
-    sharders = [EmbeddingBagCollectionSharder()]
+    sharders = [EmbeddingBagCollectionSharder(fused_params=fused_params)]
     planner = EmbeddingShardingPlanner(topology=topology, constraints=constraints)
     plan = planner.collective_plan(model, sharders, pg)
     return DistributedModelParallel(model, device=device, plan=plan, sharders=sharders)

@@ -24,8 +24,8 @@ def model(name: str):
     return build_model(name, SPEC, dim=DIM, tables="torchrec")
 
 
-def global_batch(world: int) -> Batch:
-    g = torch.Generator().manual_seed(1)
+def global_batch(world: int, seed: int = 1) -> Batch:
+    g = torch.Generator().manual_seed(seed)
     B = ROWS_PER_RANK * world
     ids, offsets = [], []
     for card in SPEC.cardinalities:
@@ -93,3 +93,46 @@ def refused(rank: int, world: int, sharding_type: str) -> str:
     except ValueError as e:
         return str(e)
     return "no error"
+
+
+LR, STEPS = 0.05, 20
+
+
+def reference_losses(name: str, world: int) -> list[float]:
+    """The unsharded model trained by SGD on every parameter, a new global batch a step."""
+    m = model(name)
+    opt = torch.optim.SGD(m.parameters(), lr=LR)
+    losses = []
+    for step in range(STEPS):
+        loss = m.loss(global_batch(world, seed=100 + step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def sharded_losses(rank: int, world: int, name: str, sharding_type: str, local_size: int):
+    """This rank's losses on its rows: tables by torchrec's fused exact SGD, the dense part
+    by SGD over DDP's averaged grads; torchrec divides the tables' grads by the world size
+    (its default), so both halves follow the global mean loss."""
+    from fbgemm_gpu.split_embedding_configs import EmbOptimType
+
+    from recperf.torchrec.sharding import copy_full_weights, shard_model
+
+    m = model(name)
+    full = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    fused = {"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR}
+    dmp = shard_model(m, sharding_type, local_size, fused_params=fused)
+    copy_full_weights(dmp, full)
+    dense = [p for k, p in dmp.named_parameters() if ".ebc." not in k]
+    opt = torch.optim.SGD(dense, lr=LR)
+    B, losses = ROWS_PER_RANK, []
+    for step in range(STEPS):
+        batch = rows(global_batch(world, seed=100 + step), rank * B, (rank + 1) * B)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(dmp(batch), batch.labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses

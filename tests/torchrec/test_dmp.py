@@ -47,6 +47,17 @@ def test_sharded_logits_equal_the_unsharded_models(name, sharding_type):
     assert total == full  # every table byte is on exactly one rank
 
 
+@pytest.mark.parametrize("name,sharding_type", [("wukong", "table_wise"), ("dhen", "column_wise")])
+def test_twenty_sharded_training_steps_give_the_single_process_losses(name, sharding_type):
+    want = dmp_workers.reference_losses(name, WORLD)
+    results = run_on_ranks(
+        dmp_workers.sharded_losses, WORLD, name, sharding_type, LOCAL, timeout=240.0, pg_timeout=120
+    )
+    got = torch.tensor(results, dtype=torch.float64).mean(0)  # equal rows: the global mean
+    assert want[-1] != want[0]
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), rtol=1e-4, atol=0)
+
+
 def test_row_wise_is_refused_by_name_on_every_rank():
     results = run_on_ranks(dmp_workers.refused, WORLD, "row_wise", timeout=120.0)
     assert all("sharding_type 'row_wise' does not run on cpu" in r for r in results)

@@ -4,6 +4,7 @@
 #   make test-slow  the slow tests alone (CI runs both)
 #   make bench   the main job: the kernel microbenchmarks on this machine's device
 #   make lint    ruff
+#   make install-torchrec  the TorchRec extra (recperf.torchrec and tests/torchrec)
 #   make cuda-check   compile every CUDA source for sm_90a with nvcc (no GPU needed)
 #   make triton-check every Triton launch of the GPU benchmarks and tests, compiled for sm_90a
 #   make triton-new   the same and the kernels' interpreter tests on the newest Triton
@@ -22,7 +23,7 @@ TRITON_NEW_SPEC ?= triton
 VENV_NEW ?= .venv-triton-new
 NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
 
-.PHONY: install test test-slow bench lint cuda-check triton-check triton-new clean torch-spec
+.PHONY: install install-torchrec test test-slow bench lint cuda-check triton-check triton-new clean torch-spec
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -39,6 +40,20 @@ $(VENV)/.installed: $(VENV)/.torch $(NATIVE)
 	touch $@
 
 install: $(VENV)/.installed
+
+# torchrec names the CUDA fbgemm-gpu as a dependency and it overwrites fbgemm-gpu-cpu's
+# fbgemm_gpu/ folder: the CPU build first, torchrec without dependencies, then the rest,
+# all with torch held at the version the extension was built against.
+TORCHREC_DEPS := tensordict "torchmetrics==1.0.3" tqdm pyre-extensions iopath
+$(VENV)/.torchrec: $(VENV)/.installed
+	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
+	$(PY) -m pip install --quiet -c $(VENV)/torch-constraint.txt "fbgemm-gpu-cpu==1.8.0"
+	$(PY) -m pip install --quiet --no-deps "torchrec==1.8.0"
+	$(PY) -m pip install --quiet -c $(VENV)/torch-constraint.txt $(TORCHREC_DEPS)
+	$(PY) -c "import torchrec, recperf._C"
+	touch $@
+
+install-torchrec: $(VENV)/.torchrec
 
 test: install
 	$(PY) -m pytest -q -m "not slow"

@@ -91,6 +91,13 @@ class CTRData:
             yield self.batch(np.sort(order[1][i * batch_size : (i + 1) * batch_size]))
             step += 1
 
+    def kjt_batches(self, batch_size: int, start_step: int = 0, seed: int = 0) -> Iterator:
+        """``batches`` as torchrec ``Batch``es, KeyedJaggedTensor sparse features (needs
+        ``make install-torchrec``; recperf.torchrec.kjt)."""
+        from recperf.torchrec.kjt import kjt_batches
+
+        return kjt_batches(self, batch_size, start_step, seed)
+
     def eval_batches(self, batch_size: int) -> Iterator[Batch]:
         _check_batch_size(batch_size)
         return (

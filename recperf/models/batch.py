@@ -9,7 +9,12 @@ A batch carries, for B examples:
 * per sequence s, ``seq_ids[s]`` [B, T_s] int64 in [0, vocab_s), right-padded, and
   ``seq_lengths[s]`` [B] int64 in [1, T_s]: a sequence is never empty (the loaders give a row
   without history the single reserved id 0, "no history");
-* ``labels`` [B] float32 in {0, 1}, or None at inference.
+* ``labels`` [B] float32 in {0, 1}, or None at inference;
+* ``weights``: empty, or per sparse feature None or [nnz_f] float per-id weights (id
+  scores of a weighted KJT), summed into the bag (mode "sum" only).
+
+A torchrec ``Batch`` (dense features, a ``KeyedJaggedTensor``, labels) is accepted as well
+and converted by ``recperf.torchrec.kjt`` (module docstring there for the KJT layout).
 
 :func:`check_batch` turns every malformed batch into a ``ValueError`` that names the
 feature, before any kernel runs; models call it unless they are being compiled.
@@ -96,14 +101,15 @@ class Batch:
     labels: torch.Tensor | None = None
     seq_ids: tuple[torch.Tensor, ...] = ()
     seq_lengths: tuple[torch.Tensor, ...] = ()
+    weights: tuple[torch.Tensor | None, ...] = ()
 
     @property
     def size(self) -> int:
         return self.dense.shape[0]
 
-    def to(self, device: torch.device | str) -> Batch:
+    def _map(self, fn) -> Batch:
         def move(t):
-            return None if t is None else t.to(device, non_blocking=True)
+            return None if t is None else fn(t)
 
         return Batch(
             move(self.dense),
@@ -112,7 +118,19 @@ class Batch:
             move(self.labels),
             tuple(move(t) for t in self.seq_ids),
             tuple(move(t) for t in self.seq_lengths),
+            tuple(move(t) for t in self.weights),
         )
+
+    # The Pipelineable interface (torchrec.streamable), so TorchRec's train pipelines can
+    # move a Batch to the device ahead of the step.
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        return self._map(torch.Tensor.pin_memory)
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        self._map(lambda t: t.record_stream(stream))
 
     # Flat dict form, for the benchmark runner (its inputs are dicts of tensors).
     def as_tensors(self) -> dict[str, torch.Tensor]:
@@ -301,6 +319,35 @@ def _check_devices(batch: Batch) -> None:
                 raise ValueError(
                     f"batch.{where} must be on batch.dense's device ({device}), got {t.device}"
                 )
+
+
+def check_weights(batch: Batch, spec: FeatureSpec, pooling: str) -> None:
+    """``ValueError`` unless ``batch.weights`` is empty or gives each sparse feature None or
+    one finite float weight per id; weights need sum pooling (nn.EmbeddingBag's rule)."""
+    if not batch.weights:
+        return
+    if len(batch.weights) != spec.num_sparse:
+        raise ValueError(
+            f"batch.weights must be empty or have one entry per sparse feature "
+            f"({spec.num_sparse}), got {len(batch.weights)}"
+        )
+    for name, ids, w in zip(spec.sparse, batch.ids, batch.weights, strict=True):
+        if w is None:
+            continue
+        if not isinstance(w, torch.Tensor) or not w.is_floating_point():
+            got = w.dtype if isinstance(w, torch.Tensor) else type(w).__name__
+            raise TypeError(f"weights of sparse feature {name!r} must be floating point, got {got}")
+        if w.shape != ids.shape:
+            raise ValueError(
+                f"weights of sparse feature {name!r} must be one per id {tuple(ids.shape)}, "
+                f"got {tuple(w.shape)}"
+            )
+        if not torch.isfinite(w).all():
+            raise ValueError(f"weights of sparse feature {name!r} hold NaN or inf")
+        if pooling != "sum":
+            raise ValueError(
+                f"weighted sparse feature {name!r} needs pooling='sum', the model has {pooling!r}"
+            )
 
 
 def _check_ints(t: object, what: str, rank: int) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 
 from recperf.dispatch import BACKENDS
 from recperf.models import fields
-from recperf.models.batch import Batch, FeatureSpec, SequenceSpec, check_batch
+from recperf.models.batch import Batch, FeatureSpec, SequenceSpec, check_batch, check_weights
 from recperf.nn import LinearNorm
 from recperf.ops.recipes import NORMS, recipe
 
@@ -51,6 +51,10 @@ class ModelConfig:
         FP8 matrix units; pass "bf16" or an FP8 recipe on a GPU).
     backend: recperf op backend ("auto": the dispatcher's default).
     check_inputs: validate every batch in forward (skipped under torch.compile).
+    tables: "nn" (one nn.EmbeddingBag per sparse feature) or "torchrec" (one torchrec
+        EmbeddingBagCollection that DistributedModelParallel shards; recperf.torchrec).
+    table_dims: with tables="torchrec", each sparse table's width (None: all ``dim``),
+        projected to ``dim``.
     dropout: dropout rate after every hidden activation of the models' MLPs (inner MLPs
         and over-arch; the embedding arch's dense MLP has none), the peers' ``dropout`` /
         ``net_dropout``; default 0.
@@ -71,6 +75,8 @@ class ModelConfig:
     check_inputs: bool = True
     dropout: float = 0.0
     mlp_norm: str = "layer"
+    tables: str = "nn"
+    table_dims: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -88,6 +94,9 @@ class ModelConfig:
         fields.boolean(self.check_inputs, "check_inputs")
         self.dropout = fields.probability(self.dropout, "dropout")
         fields.one_of(self.mlp_norm, "mlp_norm", MLP_NORMS)
+        fields.one_of(self.tables, "tables", ("nn", "torchrec"))
+        if self.table_dims is not None:
+            self.table_dims = fields.widths(self.table_dims, "table_dims")
 
     def as_dict(self) -> dict:
         """JSON-ready (tuples as lists, nested configs as dicts), for checkpoints."""
@@ -152,9 +161,18 @@ class EmbeddingArch(nn.Module):
             raise ValueError(f"pooling must be 'sum' or 'mean', got {config.pooling!r}")
         d = config.dim
         self.spec, self.dim, self.pool_sequences = spec, d, pool_sequences
-        self.tables = nn.ModuleList(
-            nn.EmbeddingBag(c, d, mode=config.pooling) for c in spec.cardinalities
-        )
+        if config.tables == "torchrec":
+            from recperf.torchrec.embedding import TorchRecTables
+
+            self.tables = TorchRecTables(spec, d, config.pooling, config.table_dims)
+        elif config.tables != "nn":
+            raise ValueError(f"tables must be 'nn' or 'torchrec', got {config.tables!r}")
+        elif config.table_dims is not None:
+            raise ValueError("table_dims needs tables='torchrec' (nn tables are all dim wide)")
+        else:
+            self.tables = nn.ModuleList(
+                nn.EmbeddingBag(c, d, mode=config.pooling) for c in spec.cardinalities
+            )
         self.dense = (
             MLP(spec.num_dense, config.dense_hidden, d, config.recipe, config.backend)
             if spec.num_dense
@@ -165,7 +183,10 @@ class EmbeddingArch(nn.Module):
         self.seq_tables = nn.ModuleList(
             nn.EmbeddingBag(s.vocab, d, mode="sum") for s in spec.sequences
         )
-        for table in (*self.tables, *self.seq_tables):
+        nn_tables = (
+            self.seq_tables if config.tables == "torchrec" else (*self.tables, *self.seq_tables)
+        )
+        for table in nn_tables:
             nn.init.normal_(table.weight, std=1 / math.sqrt(d))
 
     @property
@@ -181,14 +202,24 @@ class EmbeddingArch(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         dense = self.dense_token(batch)
         tokens = [] if dense is None else [dense]
-        tokens += [self.token(batch, f) for f in range(self.num_features)]
+        tokens += self.sparse_tokens(batch)
+        tokens += [self.token(batch, f) for f in range(self.spec.num_sparse, self.num_features)]
         return torch.stack(tokens, dim=1)
+
+    def sparse_tokens(self, batch: Batch) -> list[torch.Tensor]:
+        """Each sparse feature's token [B, d]."""
+        if not isinstance(self.tables, nn.ModuleList):  # one torchrec lookup for all
+            return self.tables(batch)
+        return [self.token(batch, f) for f in range(self.spec.num_sparse)]
 
     def token(self, batch: Batch, feature: int) -> torch.Tensor:
         """One feature's token [B, d]; features are numbered as the tokens after the dense
         one: sparse features, then (with pool_sequences) pooled sequences."""
+        if feature < self.spec.num_sparse and not isinstance(self.tables, nn.ModuleList):
+            return self.tables(batch)[feature]
         if feature < self.spec.num_sparse:
-            return self.tables[feature](batch.ids[feature], batch.offsets[feature])
+            w = batch.weights[feature] if batch.weights else None
+            return self.tables[feature](batch.ids[feature], batch.offsets[feature], w)
         s = feature - self.spec.num_sparse
         table, ids, lengths = self.seq_tables[s], batch.seq_ids[s], batch.seq_lengths[s]
         weights = mean_weights(lengths, ids.shape[1], table.weight.dtype)
@@ -247,9 +278,24 @@ class CTRModel(nn.Module):
         if self.config.check_inputs and not torch.compiler.is_compiling():
             param = next(self.parameters(), None)
             check_batch(batch, self.spec, None if param is None else param.dtype)
+            check_weights(batch, self.spec, self.config.pooling)
+
+    def prepare(self, batch) -> Batch:
+        """The checked ``Batch`` of a ``Batch`` or a torchrec ``Batch`` (KJT sparse features,
+        converted by recperf.torchrec.kjt)."""
+        if type(batch).__module__.startswith("torchrec"):
+            from recperf.torchrec.kjt import batch_from_torchrec
+
+            batch = batch_from_torchrec(batch, self.spec)
+        self.check(batch)
+        return batch
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Mean binary cross-entropy of the batch's labels."""
+        if type(batch).__module__.startswith("torchrec"):
+            from recperf.torchrec.kjt import batch_from_torchrec
+
+            batch = batch_from_torchrec(batch, self.spec)
         if batch.labels is None:
             raise ValueError("loss needs a batch with labels")
         return F.binary_cross_entropy_with_logits(self(batch), batch.labels.to(torch.float32))
@@ -308,5 +354,5 @@ class TokenStackModel(CTRModel):
         self.over = OverArch(self.body.n_out * config.dim, config)
 
     def forward(self, batch) -> torch.Tensor:
-        self.check(batch)
+        batch = self.prepare(batch)
         return self.over(self.body(self.embedding(batch)).flatten(1))

@@ -166,7 +166,7 @@ class DMT(CTRModel):
         return self.over(self.body(tokens).flatten(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        self.check(batch)
+        batch = self.prepare(batch)
         x = self.embedding(batch)
         has_dense = self.embedding.dense is not None
         features = x[:, 1:] if has_dense else x

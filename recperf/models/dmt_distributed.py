@@ -74,6 +74,11 @@ class DistributedDMT(nn.Module):
                     f"DistributedDMT needs one tower per host: {model.partition.num_towers} "
                     f"towers, {topology.num_hosts} hosts"
                 )
+            if model.config.tables != "nn":
+                raise ValueError(
+                    f"DistributedDMT shards nn tables itself; a model with tables="
+                    f"{model.config.tables!r} is sharded by torchrec's DistributedModelParallel"
+                )
 
         validated(check, topology.group, topology.meta_device, "DistributedDMT")
         self.model, self.topology = model, topology

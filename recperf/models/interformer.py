@@ -257,7 +257,7 @@ class InterFormer(CTRModel):
         self.over = OverArch(self.body.out_features, config)
 
     def forward(self, batch) -> torch.Tensor:
-        self.check(batch)
+        batch = self.prepare(batch)
         x = self.embedding(batch)
         seqs = self.embedding.sequence_tokens(batch)
         return self.over(self.body(x, seqs, batch.seq_lengths))

@@ -35,7 +35,9 @@ class TrainConfig:
     lr_decay: both rates fall linearly to 0 over the run.
     eval_every: steps between evaluations (0: at the end only). checkpoint: file to
     write every ``checkpoint_every`` steps and at the end (None: none); resume: start from
-    it when it exists. progress: show the tqdm bar."""
+    it when it exists. progress: show the tqdm bar. input: "batch" (recperf ``Batch``es) or
+    "kjt" (torchrec ``Batch``es with KeyedJaggedTensor sparse features, the same rows; needs
+    ``make install-torchrec``)."""
 
     batch_size: int = 512
     lr: float = 2e-3
@@ -52,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    input: str = "batch"
 
 
 @dataclass
@@ -134,6 +137,15 @@ def predict(model: nn.Module, data: CTRData, batch_size: int = 8192, device="cpu
     return torch.cat(out).numpy()
 
 
+def batch_stream(data: CTRData, c: TrainConfig, start: int):
+    """The training batches from step ``start``, of the kind ``c.input`` names."""
+    if c.input == "kjt":
+        return data.kjt_batches(c.batch_size, start_step=start, seed=c.seed)
+    if c.input != "batch":
+        raise ValueError(f"input must be 'batch' or 'kjt', got {c.input!r}")
+    return data.batches(c.batch_size, start_step=start, seed=c.seed)
+
+
 def train(
     model: nn.Module,
     data: CTRData,
@@ -173,7 +185,7 @@ def train(
         unit="step", file=sys.stderr, disable=not c.progress,
     )  # fmt: skip
     seen, elapsed = 0, 0.0
-    stream = data.batches(c.batch_size, start_step=start, seed=c.seed)
+    stream = batch_stream(data, c, start)
     for step in range(start, steps):
         batch = next(stream).to(device)
         t0 = time.perf_counter()
@@ -184,7 +196,7 @@ def train(
         loss.backward()
         optimizer.step()
         elapsed += time.perf_counter() - t0
-        seen += batch.size
+        seen += int(batch.labels.shape[0])
         value = float(loss.detach())
         if not np.isfinite(value):
             raise FloatingPointError(f"the loss is {value} at step {step + 1}")

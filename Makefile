@@ -4,7 +4,8 @@
 #   make test-slow  the slow tests alone (CI runs both)
 #   make bench   the main job: the kernel microbenchmarks on this machine's device
 #   make lint    ruff
-#   make install-torchrec  the TorchRec extra (recperf.torchrec and tests/torchrec)
+#   make install-torchrec  the TorchRec extra (recperf.torchrec)
+#   make test-torchrec     the TorchRec tests, with the extra installed (slow ones: test-slow)
 #   make cuda-check   compile every CUDA source for sm_90a with nvcc (no GPU needed)
 #   make triton-check every Triton launch of the GPU benchmarks and tests, compiled for sm_90a
 #   make triton-new   the same and the kernels' interpreter tests on the newest Triton
@@ -23,7 +24,7 @@ TRITON_NEW_SPEC ?= triton
 VENV_NEW ?= .venv-triton-new
 NATIVE := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/*/*.h csrc/*/*/*.h csrc/sources.txt setup.py pyproject.toml)
 
-.PHONY: install install-torchrec test test-slow bench lint cuda-check triton-check triton-new clean torch-spec
+.PHONY: install install-torchrec test test-torchrec test-slow bench lint cuda-check triton-check triton-new clean torch-spec
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -57,6 +58,10 @@ install-torchrec: $(VENV)/.torchrec
 
 test: install
 	$(PY) -m pytest -q -m "not slow"
+
+# Named apart: a tests/torchrec folder would shadow the torchrec package on pytest's path.
+test-torchrec: install-torchrec
+	$(PY) -m pytest -q -m "not slow" tests/torchrec_integration
 
 test-slow: install
 	$(PY) -m pytest -q -m slow --timeout 1500

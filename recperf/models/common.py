@@ -96,6 +96,8 @@ class ModelConfig:
         fields.one_of(self.mlp_norm, "mlp_norm", MLP_NORMS)
         fields.one_of(self.tables, "tables", ("nn", "torchrec"))
         if self.table_dims is not None:
+            if self.tables != "torchrec":
+                raise ValueError("table_dims needs tables='torchrec' (nn tables are all dim wide)")
             self.table_dims = fields.widths(self.table_dims, "table_dims")
 
     def as_dict(self) -> dict:
@@ -157,18 +159,12 @@ class EmbeddingArch(nn.Module):
 
     def __init__(self, spec: FeatureSpec, config: ModelConfig, pool_sequences: bool) -> None:
         super().__init__()
-        if config.pooling not in ("sum", "mean"):
-            raise ValueError(f"pooling must be 'sum' or 'mean', got {config.pooling!r}")
         d = config.dim
         self.spec, self.dim, self.pool_sequences = spec, d, pool_sequences
         if config.tables == "torchrec":
             from recperf.torchrec.embedding import TorchRecTables
 
             self.tables = TorchRecTables(spec, d, config.pooling, config.table_dims)
-        elif config.tables != "nn":
-            raise ValueError(f"tables must be 'nn' or 'torchrec', got {config.tables!r}")
-        elif config.table_dims is not None:
-            raise ValueError("table_dims needs tables='torchrec' (nn tables are all dim wide)")
         else:
             self.tables = nn.ModuleList(
                 nn.EmbeddingBag(c, d, mode=config.pooling) for c in spec.cardinalities

@@ -178,7 +178,7 @@ class Wukong(CTRModel):
         self.over = OverArch(self.body.n_out * config.dim, config)
 
     def forward(self, batch) -> torch.Tensor:
-        self.check(batch)
+        batch = self.prepare(batch)
         tokens = [self.embedding(batch)]
         if self.dense_tokens is not None:
             tokens.insert(0, self.dense_tokens(batch.dense))

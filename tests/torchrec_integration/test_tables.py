@@ -86,7 +86,7 @@ def test_tables_of_other_widths_are_projected_to_the_model_dim():
 
 
 def test_unsupported_table_settings_are_refused_by_name():
-    with pytest.raises(ValueError, match="tables must be 'nn' or 'torchrec', got 'x'"):
+    with pytest.raises(ValueError, match=r"tables must be one of \('nn', 'torchrec'\), got 'x'"):
         build_model("dhen", SPEC, tables="x")
     with pytest.raises(ValueError, match="table_dims needs tables='torchrec'"):
         build_model("dhen", SPEC, table_dims=(8, 8, 8))

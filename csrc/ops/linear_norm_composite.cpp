@@ -170,8 +170,12 @@ Grads composite_backward(const Tensor& grad, const Tensor& x, const Tensor& weig
     return like ? t.to(like->scalar_type()) : empty;
   };
   (void)norm_bias;  // its gradient, d_nb, needs no value of it
-  return {linear_gemm(dz, weight.transpose(-2, -1), precision).to(x.scalar_type()),
-          linear_gemm(dz.transpose(-2, -1), x.transpose(-2, -1), precision)
+  // dz rounded to bf16 once, in its own layout, for both GEMMs: the wgrad GEMM's
+  // transposed copy of it is then a same-dtype transpose (ATen's blocked kernel), not a
+  // strided conversion.
+  const Tensor dz_op = bf16 ? dz.to(at::kBFloat16) : dz;
+  return {linear_gemm(dz_op, weight.transpose(-2, -1), precision).to(x.scalar_type()),
+          linear_gemm(dz_op.transpose(-2, -1), x.transpose(-2, -1), precision)
               .to(weight.scalar_type()),
           bias ? dz.sum(-2).to(bias->scalar_type()) : empty,
           cast_or_empty(residual, dz),

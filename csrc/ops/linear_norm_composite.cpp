@@ -90,12 +90,15 @@ void gemm_into(const Tensor& a, const Tensor& b, bool bf16, Tensor& c,
   };
   if (bf16 && cpu::use_bf16_instructions()) {
     const Tensor A = a.to(at::kBFloat16).contiguous().view({G, M, K});
-    const Tensor Bt = b.transpose(-2, -1).to(at::kBFloat16).contiguous().view({G, K, N});
+    // b [G, N, K] in bf16, any strides: the packing reads it as B = b^T [K, N].
+    const Tensor B = b.to(at::kBFloat16).reshape({G, N, K});
     std::vector<cpu::Bf16PackedB> packed(G);
     const auto* a_ptr = reinterpret_cast<const uint16_t*>(A.const_data_ptr<c10::BFloat16>());
-    const auto* b_ptr = reinterpret_cast<const uint16_t*>(Bt.const_data_ptr<c10::BFloat16>());
+    const auto* b_ptr = reinterpret_cast<const uint16_t*>(B.const_data_ptr<c10::BFloat16>());
     at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
-      for (int64_t g = g0; g < g1; ++g) cpu::pack_bf16_b(b_ptr + g * K * N, N, K, N, packed[g]);
+      for (int64_t g = g0; g < g1; ++g) {
+        cpu::pack_bf16_b(b_ptr + g * B.stride(0), B.stride(2), B.stride(1), K, N, packed[g]);
+      }
     });
     for_row_blocks([&](int64_t g, int64_t m0, int64_t m1) {
       cpu::bf16_gemm_rows(a_ptr + (g * M + m0) * K, K, packed[g], C + (g * M + m0) * N, N,

@@ -90,12 +90,15 @@ void gemm_into(const Tensor& a, const Tensor& b, bool bf16, Tensor& c,
   };
   if (bf16 && cpu::use_bf16_instructions()) {
     const Tensor A = a.to(at::kBFloat16).contiguous().view({G, M, K});
-    const Tensor Bt = b.transpose(-2, -1).to(at::kBFloat16).contiguous().view({G, K, N});
+    // b [G, N, K] in bf16, any strides: the packing reads it as B = b^T [K, N].
+    const Tensor B = b.to(at::kBFloat16).reshape({G, N, K});
     std::vector<cpu::Bf16PackedB> packed(G);
     const auto* a_ptr = reinterpret_cast<const uint16_t*>(A.const_data_ptr<c10::BFloat16>());
-    const auto* b_ptr = reinterpret_cast<const uint16_t*>(Bt.const_data_ptr<c10::BFloat16>());
+    const auto* b_ptr = reinterpret_cast<const uint16_t*>(B.const_data_ptr<c10::BFloat16>());
     at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
-      for (int64_t g = g0; g < g1; ++g) cpu::pack_bf16_b(b_ptr + g * K * N, N, K, N, packed[g]);
+      for (int64_t g = g0; g < g1; ++g) {
+        cpu::pack_bf16_b(b_ptr + g * B.stride(0), B.stride(2), B.stride(1), K, N, packed[g]);
+      }
     });
     for_row_blocks([&](int64_t g, int64_t m0, int64_t m1) {
       cpu::bf16_gemm_rows(a_ptr + (g * M + m0) * K, K, packed[g], C + (g * M + m0) * N, N,
@@ -170,8 +173,12 @@ Grads composite_backward(const Tensor& grad, const Tensor& x, const Tensor& weig
     return like ? t.to(like->scalar_type()) : empty;
   };
   (void)norm_bias;  // its gradient, d_nb, needs no value of it
-  return {linear_gemm(dz, weight.transpose(-2, -1), precision).to(x.scalar_type()),
-          linear_gemm(dz.transpose(-2, -1), x.transpose(-2, -1), precision)
+  // dz rounded to bf16 once, in its own layout, for both GEMMs: the wgrad GEMM's
+  // transposed copy of it is then a same-dtype transpose (ATen's blocked kernel), not a
+  // strided conversion.
+  const Tensor dz_op = bf16 ? dz.to(at::kBFloat16) : dz;
+  return {linear_gemm(dz_op, weight.transpose(-2, -1), precision).to(x.scalar_type()),
+          linear_gemm(dz_op.transpose(-2, -1), x.transpose(-2, -1), precision)
               .to(weight.scalar_type()),
           bias ? dz.sum(-2).to(bias->scalar_type()) : empty,
           cast_or_empty(residual, dz),

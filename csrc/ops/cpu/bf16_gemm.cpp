@@ -77,7 +77,8 @@ bool use_bf16_instructions() {
 #endif
 }
 
-void pack_bf16_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t N, Bf16PackedB& out) {
+void pack_bf16_b(const uint16_t* b, int64_t stride_k, int64_t stride_n, int64_t K, int64_t N,
+                 Bf16PackedB& out) {
   out.K = K, out.N = N, out.pairs = (K + 1) / 2, out.panels = (N + kPanel - 1) / kPanel;
   out.data.assign(out.panels * out.pairs * 2 * kPanel, 0);
   for (int64_t q = 0; q < out.panels; ++q) {
@@ -85,8 +86,8 @@ void pack_bf16_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t N, Bf16Packe
     const int64_t n0 = q * kPanel, cols = std::min(kPanel, N - n0);
     for (int64_t k = 0; k < K; ++k) {
       uint16_t* dst = panel + (k / 2) * 2 * kPanel + (k % 2);
-      const uint16_t* src = b + k * ldb + n0;
-      for (int64_t j = 0; j < cols; ++j) dst[2 * j] = src[j];
+      const uint16_t* src = b + k * stride_k + n0 * stride_n;
+      for (int64_t j = 0; j < cols; ++j) dst[2 * j] = src[j * stride_n];
     }
   }
 }

@@ -16,13 +16,15 @@ namespace recperf::cpu {
 // to run the path of the CPUs without it).
 bool use_bf16_instructions();
 
-// B [K, N] (row-major, row stride ldb) as the kernel reads it: 32-column panels, each
-// K/2 (rounded up) pairs of rows interleaved column by column, zero past K and N.
+// B [K, N] (element (k, n) at b[k * stride_k + n * stride_n], so a transposed view packs
+// without a copy first) as the kernel reads it: 32-column panels, each K/2 (rounded up)
+// pairs of rows interleaved column by column, zero past K and N.
 struct Bf16PackedB {
   std::vector<uint16_t> data;
   int64_t K = 0, N = 0, pairs = 0, panels = 0;
 };
-void pack_bf16_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t N, Bf16PackedB& out);
+void pack_bf16_b(const uint16_t* b, int64_t stride_k, int64_t stride_n, int64_t K, int64_t N,
+                 Bf16PackedB& out);
 
 // c[rows, N] (row stride ldc) = a[rows, K] (row stride lda) . B. Single-threaded: the
 // caller splits the rows over threads.

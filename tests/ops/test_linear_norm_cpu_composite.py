@@ -119,3 +119,26 @@ def test_errors_name_the_argument():
     with pytest.raises(ValueError, match=r"recipe must be 'fp32' or 'bf16'.*got 'fp8_rowwise'"):
         _k.linear_norm_composite_forward(a, b, None, None, None, None, "none", 1e-5,
                                          "fp8_rowwise")  # fmt: skip
+
+
+def test_schemas_hold_no_hidden_mutation_or_aliasing():
+    """The compiled composite's ops are internal (only the public ops, opchecked in full,
+    reach torch.compile), so no fake kernels: opcheck's schema test checks that they write
+    none of their inputs and return no alias of one."""
+    g = torch.Generator().manual_seed(7)
+    M, K, N = 9, 13, 11
+    x, w = torch.randn(M, K, generator=g), torch.randn(N, K, generator=g)
+    bias, res = torch.randn(N, generator=g), torch.randn(M, N, generator=g)
+    nw, nb = torch.rand(N, generator=g) + 0.5, torch.randn(N, generator=g)
+    schema_only = ("test_schema",)
+    for precision in ("fp32", "bf16"):
+        torch.library.opcheck(_k.linear_gemm.default, (x, w, precision), test_utils=schema_only)
+        args = (x, w, bias, res, nw, nb, "layer", 1e-5, precision)
+        preact = _k.linear_norm_composite_forward(*args)[1]
+        torch.library.opcheck(
+            _k.linear_norm_composite_forward.default, args, test_utils=schema_only
+        )
+        grad = torch.randn(M, N, generator=g)
+        torch.library.opcheck(
+            _k.linear_norm_composite_backward.default, (grad, *args, preact), test_utils=schema_only
+        )
